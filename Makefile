@@ -1,0 +1,63 @@
+# OncoServe — one entry point. `make serve` and `make test` set themselves up on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VENV_SAM := .venv-sam
+PY := $(VENV)/bin/python
+SAM := SAM_CLI_TELEMETRY=0 $(VENV_SAM)/bin/sam
+RIE := build/bin/aws-lambda-rie
+export ONCOSERVE_DATA_ROOT ?= $(abspath ../shared/data)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help setup serve test test-fast replay events lint-template train-leukemia clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements/dev.txt functions/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	touch $@
+
+$(VENV_SAM)/.installed: requirements/sam.txt
+	$(PYTHON) -m venv $(VENV_SAM)
+	$(VENV_SAM)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_SAM)/bin/python -m pip install --quiet -r requirements/sam.txt
+	touch $@
+
+# The emulator binary ships inside the aws-sam-cli package.
+$(RIE): $(VENV_SAM)/.installed
+	mkdir -p $(dir $@)
+	cp "$$($(VENV_SAM)/bin/python -c 'import samcli, pathlib; print(pathlib.Path(samcli.__file__).parent / "local/rapid/aws-lambda-rie-x86_64")')" $@
+	chmod +x $@
+
+setup: $(VENV)/.installed $(VENV_SAM)/.installed $(RIE) ## create .venv and .venv-sam, fetch the emulator, write events
+	@if [ -d "$(ONCOSERVE_DATA_ROOT)" ]; then $(PY) -m local.make_events; \
+	else echo "note: no data at $(ONCOSERVE_DATA_ROOT); events needing dataset samples not generated"; fi
+
+serve: setup ## the local API: all five functions behind an API key on 127.0.0.1:$${PORT:-3000}
+	$(PY) -m local.serve
+
+test: setup lint-template ## the full test suite (what CI runs)
+	$(PY) -m pytest
+
+test-fast: ## unit tests only, no set-up
+	$(PY) -m pytest tests/unit -q
+
+replay: setup ## replay every event in events/ against every function (emulator, no Docker)
+	$(PY) -m local.replay
+
+events: ## (re)write events/ (committed) and events/generated/ (from ../shared/data)
+	$(PY) -m local.make_events --static
+
+lint-template: $(VENV_SAM)/.installed ## sam validate --lint
+	$(SAM) validate --lint
+
+train-leukemia: $(VENV)/.installed ## train, convert and evaluate the leukemia model (~10 min CPU)
+	$(PY) -m train.leukemia
+
+clean: ## remove environments and build outputs
+	rm -rf $(VENV) $(VENV_SAM) build .aws-sam events/generated .pytest_cache

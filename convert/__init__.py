@@ -1,0 +1,1 @@
+"""Keras → TFLite conversion with parity checks (``python -m convert``)."""

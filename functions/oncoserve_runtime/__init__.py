@@ -1,0 +1,61 @@
+"""OncoServe's shared Lambda runtime: what every function does, written once.
+
+Handlers import from the package root only::
+
+    from oncoserve_runtime import ModelHandle, Route, build_lambda_handler
+"""
+
+from .errors import (
+    ApiError,
+    BadRequestError,
+    MethodNotAllowedError,
+    ModelUnavailableError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnprocessableEntityError,
+    UnsupportedMediaTypeError,
+    UpstreamFetchError,
+)
+from .fetch import fetch_url, is_public_address, plan_fetch
+from .handler import Route, build_lambda_handler
+from .images import decode_image
+from .inputs import EXPRESSION_REQUEST_SCHEMA, expression_vector, image_from_body, image_request_schema
+from .model import ModelBundle, ModelHandle, sha256_of
+from .observability import logger, metrics, tracer
+from .predictions import binary_prediction, classify_image, probabilities_by_label
+from .preprocessing import ImagePreprocessing
+from .requests import parse_json_body, validate_body
+
+__all__ = [
+    "ApiError",
+    "BadRequestError",
+    "EXPRESSION_REQUEST_SCHEMA",
+    "ImagePreprocessing",
+    "MethodNotAllowedError",
+    "ModelBundle",
+    "ModelHandle",
+    "ModelUnavailableError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "Route",
+    "UnprocessableEntityError",
+    "UnsupportedMediaTypeError",
+    "UpstreamFetchError",
+    "binary_prediction",
+    "build_lambda_handler",
+    "classify_image",
+    "decode_image",
+    "expression_vector",
+    "fetch_url",
+    "image_from_body",
+    "image_request_schema",
+    "is_public_address",
+    "logger",
+    "metrics",
+    "parse_json_body",
+    "plan_fetch",
+    "probabilities_by_label",
+    "sha256_of",
+    "tracer",
+    "validate_body",
+]

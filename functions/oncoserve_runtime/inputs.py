@@ -1,0 +1,118 @@
+"""Request schemas and body → model input: images (base64 or URL) and expression profiles."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .errors import BadRequestError, PayloadTooLargeError, UnprocessableEntityError
+from .fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, fetch_url
+from .images import DEFAULT_MAX_PIXELS, decode_image
+
+MAX_IMAGE_BYTES = DEFAULT_MAX_BYTES
+# Expression values beyond this are typos or overflow, not measurements (Golub raw max ~7e4).
+MAX_ABS_EXPRESSION = 1e7
+_DATA_URL_PREFIX = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
+_WHITESPACE = re.compile(r"\s+")
+_LISTED = 20  # how many missing/unknown genes an error names
+
+
+def image_request_schema(**extra_properties: dict[str, Any]) -> dict[str, Any]:
+    """JSON schema: exactly one of ``image`` (base64) or ``url``, plus task options; nothing else."""
+    return {
+        "type": "object",
+        "properties": {
+            "image": {"type": "string", "minLength": 1},
+            "url": {"type": "string", "minLength": 1, "maxLength": 2048},
+            **extra_properties,
+        },
+        "oneOf": [{"required": ["image"]}, {"required": ["url"]}],
+        "additionalProperties": False,
+    }
+
+
+EXPRESSION_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "expression": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {"type": "number", "minimum": -MAX_ABS_EXPRESSION, "maximum": MAX_ABS_EXPRESSION},
+        }
+    },
+    "required": ["expression"],
+    "additionalProperties": False,
+}
+
+
+def _decode_base64_image(text: str) -> bytes:
+    text = _WHITESPACE.sub("", _DATA_URL_PREFIX.sub("", text, count=1))  # `base64` wraps lines at 76
+    if len(text) > MAX_IMAGE_BYTES * 4 // 3 + 4:
+        raise PayloadTooLargeError("image_too_large", f"The image is larger than {MAX_IMAGE_BYTES} bytes.")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequestError("invalid_base64", "'image' is not valid base64.")
+
+
+def image_from_body(body: dict[str, Any], *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = 1) -> Image.Image:
+    """The request's image as RGB, from inline base64 or a guarded URL fetch (see :mod:`.fetch`)."""
+    if "image" in body:
+        data = _decode_base64_image(body["image"])
+    else:
+        timeout_s = float(os.environ.get("ONCOSERVE_URL_TIMEOUT_S", DEFAULT_TIMEOUT_S))
+        data = fetch_url(body["url"], timeout_s=timeout_s, max_bytes=MAX_IMAGE_BYTES)
+    return decode_image(data, max_pixels=max_pixels, min_side=min_side)
+
+
+def expression_vector(
+    expression: dict[str, float],
+    features: Sequence[str],
+    *,
+    fill_values: Sequence[float] | None = None,
+    min_coverage: float = 1.0,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Order ``expression`` by the model's ``features``; apply the missing-gene rule.
+
+    The rule (stated per model in ``model.json`` ``input.missing``): genes the model does not know
+    are refused (typos must not pass silently); when at least ``min_coverage`` of the features are
+    present, each missing one is filled with its training value from ``fill_values`` (neutral after
+    standardisation), otherwise the request is refused with the list of what is missing.
+
+    Returns
+    -------
+    (array of shape (1, n_features), float32), {"genes_used", "genes_missing", "coverage"}
+
+    Raises
+    ------
+    UnprocessableEntityError
+        ``unknown_genes`` or ``missing_genes``, with the first names in ``details``.
+    """
+    index = {name: i for i, name in enumerate(features)}
+    unknown = [name for name in expression if name not in index]
+    if unknown:
+        raise UnprocessableEntityError(
+            "unknown_genes",
+            f"{len(unknown)} gene id(s) are not inputs of this model, e.g. {unknown[:3]}.",
+            details={"unknown_count": len(unknown), "unknown": unknown[:_LISTED]},
+        )
+    missing = [name for name in features if name not in expression]
+    coverage = 1.0 - len(missing) / len(features)
+    if missing and (coverage < min_coverage or fill_values is None):
+        raise UnprocessableEntityError(
+            "missing_genes",
+            f"{len(missing)} of {len(features)} genes are missing; this model needs at least "
+            f"{min_coverage:.0%} of them.",
+            details={"missing_count": len(missing), "missing": missing[:_LISTED], "required_coverage": min_coverage},
+        )
+    vector = np.array(fill_values if fill_values is not None else np.zeros(len(features)), dtype=np.float64)
+    for name, value in expression.items():
+        vector[index[name]] = value
+    summary = {"genes_used": len(features) - len(missing), "genes_missing": len(missing), "coverage": round(coverage, 4)}
+    return vector.astype(np.float32)[np.newaxis, :], summary

@@ -1,0 +1,119 @@
+"""LiteRT model session: load once per container, verify the artifact, run inference.
+
+``model.json`` beside ``model.tflite`` is the contract between training and serving (labels,
+preprocessing, thresholds, metrics, sha256). A missing or tampered artifact makes the function
+answer 503 ``model_unavailable`` instead of crashing the runtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelUnavailableError
+
+try:  # LiteRT, the successor of tflite-runtime (same Interpreter API)
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError:  # pragma: no cover - fallback for images that still ship tflite-runtime
+    from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+
+METADATA_FILE = "model.json"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_num_threads() -> int:
+    """``ONCOSERVE_NUM_THREADS`` or every CPU Lambda gives us (vCPUs scale with memory)."""
+    configured = os.environ.get("ONCOSERVE_NUM_THREADS", "").strip()
+    if configured:
+        return max(1, int(configured))
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+class ModelBundle:
+    """A verified ``.tflite`` artifact, its metadata and a ready LiteRT signature runner."""
+
+    def __init__(self, model_dir: Path, *, num_threads: int | None = None) -> None:
+        self.model_dir = Path(model_dir)
+        metadata_path = self.model_dir / METADATA_FILE
+        if not metadata_path.is_file():
+            raise ModelUnavailableError("model_unavailable", "This model has not been trained and committed yet.")
+        self.metadata: dict[str, Any] = json.loads(metadata_path.read_text())
+        artifact = self.metadata["artifact"]
+        model_path = self.model_dir / artifact["file"]
+        if not model_path.is_file():
+            raise ModelUnavailableError("model_unavailable", "The model artifact is missing from this image.")
+        self.sha256 = sha256_of(model_path)
+        if self.sha256 != artifact["sha256"]:
+            raise ModelUnavailableError(
+                "model_unavailable", "The model artifact does not match its recorded sha256; refusing to serve it."
+            )
+        self.num_threads = num_threads or default_num_threads()
+        self._interpreter = Interpreter(model_path=str(model_path), num_threads=self.num_threads)
+        self._runner = self._interpreter.get_signature_runner()
+        self._input_name = next(iter(self._runner.get_input_details()))
+        # The interpreter is not thread-safe; Lambda runs one request per container, the local
+        # threaded server may not.
+        self._lock = threading.Lock()
+
+    @property
+    def info(self) -> dict[str, str]:
+        """What every response says about the model that answered."""
+        return {"name": self.metadata["name"], "version": self.metadata["version"], "sha256": self.sha256}
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.metadata["output"]["labels"])
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Run one batch; returns every output of the serving signature by name."""
+        with self._lock:
+            outputs = self._runner(**{self._input_name: np.ascontiguousarray(batch, dtype=np.float32)})
+        return {name: np.asarray(value) for name, value in outputs.items()}
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """The class-probability output (named in ``model.json`` ``output.tensor``, else the only one)."""
+        outputs = self.run(batch)
+        name = self.metadata["output"].get("tensor") or next(iter(outputs))
+        return outputs[name]
+
+
+class ModelHandle:
+    """Load a :class:`ModelBundle` once per container; remember a failure instead of raising at import."""
+
+    def __init__(self, model_dir: Path | str) -> None:
+        self.model_dir = Path(os.environ.get("ONCOSERVE_MODEL_DIR") or model_dir)
+        self._bundle: ModelBundle | None = None
+        self._error: ModelUnavailableError | None = None
+
+    def warm(self) -> None:
+        """Try to load now (cold start); a failure is kept and reported on each request."""
+        try:
+            self.get()
+        except ModelUnavailableError:
+            pass
+
+    def get(self) -> ModelBundle:
+        if self._bundle is None and self._error is None:
+            try:
+                self._bundle = ModelBundle(self.model_dir)
+            except ModelUnavailableError as exc:
+                self._error = exc
+            except (OSError, ValueError, KeyError, RuntimeError) as exc:
+                self._error = ModelUnavailableError("model_unavailable", f"The model could not be loaded: {exc}.")
+        if self._error is not None:
+            raise self._error
+        assert self._bundle is not None
+        return self._bundle

@@ -1,0 +1,102 @@
+"""An API-Gateway-like front door on loopback: API-key check, HTTP ⇄ proxy event, routing.
+
+Behaves as the deployed REST API does where a client can tell: 403 ``{"message": "Forbidden"}``
+without a valid ``x-api-key``; 403 ``Missing Authentication Token`` for unknown routes; 413 above
+10 MB; 502 ``Internal server error`` when a function crashes; everything else is the function's
+own answer. (``sam local start-api`` does not enforce API keys, hence this server.)
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Mapping
+
+from .events import new_request_id, proxy_event
+
+API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
+Invoker = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class Gateway(ThreadingHTTPServer):
+    """Routes ``(METHOD, path)`` to an invoker; ``api_keys`` are the accepted x-api-key values."""
+
+    daemon_threads = True
+
+    def __init__(self, port: int, routes: Mapping[tuple[str, str], Invoker], api_keys: list[str]) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.routes = dict(routes)
+        self.api_keys = [key.encode() for key in api_keys]
+
+    def key_is_valid(self, presented: str | None) -> bool:
+        if not presented:
+            return False
+        # Constant-time comparison: no timing oracle on the key.
+        return any(hmac.compare_digest(presented.encode(), key) for key in self.api_keys)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Gateway
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        print(f"[gateway] {self.address_string()} {format % args}", flush=True)
+
+    def _send(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+        self.send_response(status)
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-RequestId", getattr(self, "_request_id", ""))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _message(self, status: int, message: str) -> None:
+        self._send(status, json.dumps({"message": message}).encode())
+
+    def _handle(self) -> None:
+        self._request_id = new_request_id()
+        path = self.path.split("?", 1)[0]
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > API_GATEWAY_MAX_BODY:
+            # Drain what the client sends (so it reads our answer, not a broken pipe), then refuse.
+            remaining = length
+            while remaining > 0:
+                chunk = self.rfile.read(min(1 << 20, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+            self.close_connection = True
+            return self._message(413, "Request Too Long")
+        body = self.rfile.read(length) if length else b""
+        invoker = self.server.routes.get((self.command, path))
+        if invoker is None:
+            # API Gateway answers unknown routes like this, before any authorisation.
+            return self._message(403, "Missing Authentication Token")
+        api_key = self.headers.get("x-api-key")
+        if not self.server.key_is_valid(api_key):
+            return self._message(403, "Forbidden")
+        headers = {name: value for name, value in self.headers.items()}
+        try:
+            text_body: str | None = body.decode("utf-8") if body else None
+            event = proxy_event(path, text_body, method=self.command, headers=headers,
+                                request_id=self._request_id, api_key=api_key)
+        except UnicodeDecodeError:  # binary bodies travel base64-encoded, as API Gateway sends them
+            event = proxy_event(path, body, method=self.command, headers=headers, base64_body=True,
+                                request_id=self._request_id, api_key=api_key)
+        result = invoker(event)
+        if not isinstance(result, dict) or "statusCode" not in result:
+            # A crashed function or a malformed integration response: API Gateway says 502.
+            return self._message(502, "Internal server error")
+        payload = result.get("body") or ""
+        data = base64.b64decode(payload) if result.get("isBase64Encoded") else str(payload).encode()
+        self._send(int(result["statusCode"]), data, result.get("headers") or {})
+
+    do_POST = _handle
+    do_GET = _handle
+    do_PUT = _handle
+    do_DELETE = _handle

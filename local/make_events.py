@@ -1,0 +1,135 @@
+"""Write the API Gateway events in ``events/``: ``python -m local.make_events``.
+
+Two kinds, each listed with what it must produce in an ``expected.json`` beside it:
+
+* ``events/<task>/`` — committed; need no dataset (bad requests, synthetic images).
+* ``events/generated/<task>/`` — git-ignored; built from ``../shared/data`` (real samples), each
+  also written as a bare request body (``*.body.json``) for curl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .events import EVENTS_DIR, json_event, proxy_event
+
+# (file name, event, expectation) — expectation: {"status": int, "code"?: str, "label"?: str}
+EventCase = tuple[str, dict[str, Any], dict[str, Any]]
+
+
+def _expect(status: int, code: str | None = None, label: str | None = None) -> dict[str, Any]:
+    return {k: v for k, v in {"status": status, "code": code, "label": label}.items() if v is not None}
+
+
+def common_bad_events(path: str) -> Iterator[EventCase]:
+    """Malformed requests every function refuses the same way."""
+    yield "bad_invalid_json.json", proxy_event(path, '{"oops": '), _expect(400, "invalid_json")
+    yield "bad_empty_body.json", proxy_event(path, None), _expect(400, "missing_body")
+    yield "bad_body_not_object.json", json_event(path, [1, 2, 3]), _expect(422, "body_not_object")
+    yield "bad_wrong_method.json", proxy_event(path, None, method="GET"), _expect(405, "method_not_allowed")
+
+
+def expression_bad_events(path: str, known_gene: str) -> Iterator[EventCase]:
+    yield from common_bad_events(path)
+    yield "bad_missing_expression.json", json_event(path, {"genes": {known_gene: 1.0}}), _expect(422, "invalid_request")
+    yield ("bad_nan_value.json", proxy_event(path, '{"expression": {"%s": NaN}}' % known_gene),
+           _expect(422, "non_finite_number"))
+    yield "bad_string_value.json", json_event(path, {"expression": {known_gene: "high"}}), _expect(422, "invalid_request")
+    yield "bad_missing_genes.json", json_event(path, {"expression": {known_gene: 1.0}}), _expect(422, "missing_genes")
+    yield ("bad_unknown_gene.json", json_event(path, {"expression": {known_gene: 1.0, "NOT_A_GENE": 2.0}}),
+           _expect(422, "unknown_genes"))
+
+
+def _png(width: int, height: int, mode: str = "RGB") -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new(mode, (width, height)).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def image_bad_events(path: str) -> Iterator[EventCase]:
+    """Bad images and refused URLs (synthetic: no dataset needed)."""
+    import base64
+
+    from PIL import Image
+
+    def image_event(data: bytes, **extra: Any) -> dict[str, Any]:
+        return json_event(path, {"image": base64.b64encode(data).decode("ascii"), **extra})
+
+    gif = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(gif, format="GIF")
+    yield from common_bad_events(path)
+    yield "bad_not_base64.json", json_event(path, {"image": "this is not base64!"}), _expect(400, "invalid_base64")
+    yield "bad_not_image.json", image_event(b"%PDF-1.4 not an image at all"), _expect(415, "not_an_image")
+    yield "bad_gif_image.json", image_event(gif.getvalue()), _expect(415, "unsupported_image_format")
+    yield "bad_truncated_image.json", image_event(_png(64, 64)[:60]), _expect(422, "corrupt_image")
+    # 8000 x 8000 = 64 Mpx, in a PNG of a few kB: a decompression bomb in miniature.
+    yield "bad_huge_image.json", image_event(_png(8000, 8000, mode="1")), _expect(413, "image_too_large")
+    yield "bad_image_and_url.json", json_event(path, {"image": "AAAA", "url": "https://example.org/a.png"}), _expect(422, "invalid_request")
+    yield "bad_unknown_field.json", json_event(path, {"url": "https://example.org/a.png", "colour": "red"}), _expect(422, "invalid_request")
+    yield ("bad_url_metadata_service.json", json_event(path, {"url": "http://169.254.169.254/latest/meta-data/"}),
+           _expect(422, "url_not_allowed"))
+    yield "bad_url_loopback.json", json_event(path, {"url": "http://127.0.0.1:3000/x.png"}), _expect(422, "url_not_allowed")
+    yield "bad_url_file_scheme.json", json_event(path, {"url": "file:///etc/passwd"}), _expect(422, "url_not_allowed")
+
+
+# ------------------------------------------------------------------------------------------------
+# Per task
+# ------------------------------------------------------------------------------------------------
+
+
+def leukemia_static() -> Iterator[EventCase]:
+    yield from expression_bad_events("/leukemia/predict", "AFFX-BioB-5_at")
+    yield "bad_wrong_route.json", json_event("/leukemia/nope", {}), _expect(404, "unknown_route")
+
+
+def leukemia_generated() -> Iterator[EventCase]:
+    sys.path.insert(0, str(EVENTS_DIR.parent))
+    from train.leukemia import LABELS, load_golub
+
+    genes, _, independent = load_golub()
+    wanted = {"ok_all.json": 0, "ok_aml.json": 1}
+    for name, label in wanted.items():
+        row = int(next(i for i, y in enumerate(independent.labels) if y == label))
+        expression = {gene: float(v) for gene, v in zip(genes, independent.expression[row])}
+        yield name, json_event("/leukemia/predict", {"expression": expression}), _expect(200, label=LABELS[label])
+
+
+STATIC: dict[str, Callable[[], Iterator[EventCase]]] = {"leukemia": leukemia_static}
+GENERATED: dict[str, Callable[[], Iterator[EventCase]]] = {"leukemia": leukemia_generated}
+
+
+def write_cases(folder: Path, cases: Iterator[EventCase], *, with_bodies: bool) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    expected = {}
+    for name, event, expectation in cases:
+        (folder / name).write_text(json.dumps(event, indent=1) + "\n")
+        expected[name] = expectation
+        if with_bodies and event.get("body"):
+            (folder / name.replace(".json", ".body.json")).write_text(event["body"])
+    (folder / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
+    return len(expected)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--static", action="store_true", help="(re)write the committed events too")
+    parser.add_argument("tasks", nargs="*", default=sorted(set(STATIC) | set(GENERATED)))
+    args = parser.parse_args(argv)
+    for task in args.tasks:
+        if args.static and task in STATIC:
+            count = write_cases(EVENTS_DIR / task, STATIC[task](), with_bodies=False)
+            print(f"events/{task}/: {count} committed events")
+        if task in GENERATED:
+            count = write_cases(EVENTS_DIR / "generated" / task, GENERATED[task](), with_bodies=True)
+            print(f"events/generated/{task}/: {count} events from ../shared/data")
+
+
+if __name__ == "__main__":
+    main()

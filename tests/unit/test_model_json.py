@@ -1,0 +1,31 @@
+"""Every committed model.json follows model.schema.json and names its artifact's true sha256."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from oncoserve_runtime import sha256_of
+
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
+SCHEMA = json.loads((FUNCTIONS / "model.schema.json").read_text())
+MODEL_JSONS = sorted(FUNCTIONS.glob("*/model/model.json"))
+
+
+def test_at_least_the_leukemia_model_is_committed():
+    assert FUNCTIONS / "leukemia" / "model" / "model.json" in MODEL_JSONS
+
+
+@pytest.mark.parametrize("path", MODEL_JSONS, ids=lambda p: p.parts[-3])
+def test_model_json_is_valid_and_matches_its_artifact(path):
+    metadata = json.loads(path.read_text())
+    jsonschema.validate(metadata, SCHEMA)
+    assert metadata["task"] == path.parts[-3]
+    artifact = path.parent / metadata["artifact"]["file"]
+    assert sha256_of(artifact) == metadata["artifact"]["sha256"]
+    assert artifact.stat().st_size == metadata["artifact"]["bytes"] <= 25 * 1024 * 1024
+    for plot in metadata.get("plots", []):
+        assert (path.parents[1] / plot).is_file(), plot
+    card = path.parents[1] / "MODEL_CARD.md"
+    assert card.is_file() and "not a medical device" in card.read_text()

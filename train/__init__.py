@@ -1,0 +1,1 @@
+"""Training scripts, one per task (``python -m train.<task>``), and what they share."""

@@ -1,0 +1,209 @@
+"""What every training script shares: data root, seeding, metrics, plots and model.json.
+
+Data are read from ``ONCOSERVE_DATA_ROOT`` (default ``../shared/data`` beside the repository) and
+never copied into the repository.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+# Quiet TensorFlow's C++ start-up chatter; errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+BUILD_DIR = REPO_ROOT / "build"
+
+# Training imports the serving runtime (preprocessing, model loading) so both agree by construction.
+if str(FUNCTIONS_DIR) not in sys.path:
+    sys.path.insert(0, str(FUNCTIONS_DIR))
+
+
+def data_root() -> Path:
+    """``ONCOSERVE_DATA_ROOT`` or ``<repo>/../shared/data``."""
+    return Path(os.environ.get("ONCOSERVE_DATA_ROOT") or REPO_ROOT.parent / "shared" / "data").resolve()
+
+
+def task_data_dir(task: str) -> Path:
+    path = data_root() / task
+    if not path.is_dir():
+        raise FileNotFoundError(f"no data for {task!r} at {path}; set ONCOSERVE_DATA_ROOT")
+    return path
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and Keras (and its backend); ask TF for deterministic kernels."""
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    random.seed(seed)
+    np.random.seed(seed)
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def function_dir(task: str) -> Path:
+    return FUNCTIONS_DIR / task
+
+
+def build_dir(task: str) -> Path:
+    path = BUILD_DIR / task
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def binary_metrics(y_true: np.ndarray, p_positive: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Accuracy, sensitivity, specificity, balanced accuracy, precision, F1, ROC-AUC, PR-AUC, confusion."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    y_true = np.asarray(y_true).astype(int)
+    y_pred = (np.asarray(p_positive) >= threshold).astype(int)
+    tp = int(((y_pred == 1) & (y_true == 1)).sum())
+    tn = int(((y_pred == 0) & (y_true == 0)).sum())
+    fp = int(((y_pred == 1) & (y_true == 0)).sum())
+    fn = int(((y_pred == 0) & (y_true == 1)).sum())
+    sensitivity = tp / (tp + fn) if tp + fn else float("nan")
+    specificity = tn / (tn + fp) if tn + fp else float("nan")
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    f1 = 2 * precision * sensitivity / (precision + sensitivity) if precision + sensitivity else 0.0
+    both_classes = len(np.unique(y_true)) == 2
+    return {
+        "n": int(len(y_true)),
+        "threshold": float(threshold),
+        "accuracy": (tp + tn) / len(y_true),
+        "sensitivity": sensitivity,
+        "specificity": specificity,
+        "balanced_accuracy": (sensitivity + specificity) / 2,
+        "precision": precision,
+        "f1": f1,
+        "roc_auc": float(roc_auc_score(y_true, p_positive)) if both_classes else None,
+        "pr_auc": float(average_precision_score(y_true, p_positive)) if both_classes else None,
+        "confusion": {"tp": tp, "fn": fn, "fp": fp, "tn": tn},
+    }
+
+
+def rounded(value: Any, digits: int = 4) -> Any:
+    """Round floats inside nested dicts/lists for metadata that humans read."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("keras", "tensorflow", "tensorflow-cpu", "ai-edge-litert", "numpy", "scikit-learn"):
+        try:
+            found[package.replace("-", "_")] = version(package)
+        except PackageNotFoundError:
+            continue
+    if "tensorflow_cpu" in found:
+        found.setdefault("tensorflow", found.pop("tensorflow_cpu"))
+    return found
+
+
+def write_model_json(task: str, metadata: dict[str, Any]) -> Path:
+    """Write ``functions/<task>/model/model.json`` (keys in a stable order, floats rounded)."""
+    metadata = {"schema": "oncoserve.model/v1", **metadata}
+    metadata.setdefault("created", dt.date.today().isoformat())
+    metadata["versions"] = library_versions()
+    path = function_dir(task) / "model" / "model.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rounded(metadata), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots (matplotlib, headless). Each returns the written path, relative to the function folder.
+# ---------------------------------------------------------------------------------------------
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plots_dir(task: str) -> Path:
+    path = function_dir(task) / "plots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def plot_confusion(task: str, confusion: np.ndarray, labels: Sequence[str], title: str, name: str) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(3.6 + 0.4 * len(labels), 3.2 + 0.4 * len(labels)))
+    ax.imshow(confusion, cmap="Blues")
+    for (i, j), count in np.ndenumerate(confusion):
+        ax.text(j, i, str(int(count)), ha="center", va="center",
+                color="white" if count > confusion.max() / 2 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=30)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    path = plots_dir(task) / f"{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_roc_pr(task: str, curves: dict[str, tuple[np.ndarray, np.ndarray]], name: str) -> Path:
+    """ROC and PR curves side by side; ``curves`` maps a slice name to (y_true, p_positive)."""
+    from sklearn.metrics import auc, precision_recall_curve, roc_curve
+
+    plt = _pyplot()
+    fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(9, 4))
+    for label, (y_true, p) in curves.items():
+        fpr, tpr, _ = roc_curve(y_true, p)
+        ax_roc.plot(fpr, tpr, label=f"{label} (AUC {auc(fpr, tpr):.3f})")
+        precision, recall, _ = precision_recall_curve(y_true, p)
+        ax_pr.plot(recall, precision, label=label)
+    ax_roc.plot([0, 1], [0, 1], "k:", linewidth=0.8)
+    ax_roc.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC")
+    ax_pr.set(xlabel="recall (sensitivity)", ylabel="precision", title="Precision-recall")
+    ax_roc.legend(loc="lower right", fontsize=8)
+    ax_pr.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    path = plots_dir(task) / f"{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_history(task: str, history: dict[str, list[float]], name: str = "training_curves") -> Path:
+    plt = _pyplot()
+    keys = [k for k in history if not k.startswith("val_")]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        ax.plot(history[key], label="train")
+        if f"val_{key}" in history:
+            ax.plot(history[f"val_{key}"], label="val")
+        ax.set(title=key, xlabel="epoch")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = plots_dir(task) / f"{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
