@@ -11,7 +11,7 @@ RIE := build/bin/aws-lambda-rie
 export ONCOSERVE_DATA_ROOT ?= $(abspath ../shared/data)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup serve test test-fast replay events lint-template train-leukemia clean
+.PHONY: help setup serve test test-fast replay events lint-template train-leukemia train-breast-survival clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -56,8 +56,12 @@ events: ## (re)write events/ (committed) and events/generated/ (from ../shared/d
 lint-template: $(VENV_SAM)/.installed ## sam validate --lint
 	$(SAM) validate --lint
 
-train-leukemia: $(VENV)/.installed ## train, convert and evaluate the leukemia model (~10 min CPU)
+train-leukemia: $(VENV)/.installed ## train, convert and evaluate the leukemia model (~6 min CPU)
 	$(PY) -m train.leukemia
+
+train-breast-survival: $(VENV)/.installed ## survival groups: K-Means vs Cox, chosen on val (~1 min)
+	$(PY) -m pip install --quiet -r requirements/survival-check.txt  # GPL method-check sets, dev only
+	$(PY) -m train.breast_survival
 
 clean: ## remove environments and build outputs
 	rm -rf $(VENV) $(VENV_SAM) build .aws-sam events/generated .pytest_cache

@@ -101,8 +101,33 @@ def leukemia_generated() -> Iterator[EventCase]:
         yield name, json_event("/leukemia/predict", {"expression": expression}), _expect(200, label=LABELS[label])
 
 
-STATIC: dict[str, Callable[[], Iterator[EventCase]]] = {"leukemia": leukemia_static}
-GENERATED: dict[str, Callable[[], Iterator[EventCase]]] = {"leukemia": leukemia_generated}
+def breast_survival_static() -> Iterator[EventCase]:
+    yield from expression_bad_events("/breast-survival/predict", "brca1")
+    yield ("bad_duplicate_gene.json", json_event("/breast-survival/predict", {"expression": {"BRCA1": 0.1, "brca1": 0.2}}),
+           _expect(422, "duplicate_genes"))
+
+
+def breast_survival_generated() -> Iterator[EventCase]:
+    sys.path.insert(0, str(EVENTS_DIR.parent))
+    from train.breast_survival import load_metabric
+
+    test = load_metabric().subset("test")
+    profile = dict(zip(test.genes, test.expression[0].tolist()))
+    path = "/breast-survival/predict"
+    yield "ok_patient.json", json_event(path, {"expression": profile}), _expect(200)
+    yield ("ok_upper_case_symbols.json", json_event(path, {"expression": {g.upper(): v for g, v in profile.items()}}),
+           _expect(200))
+    # 95% of the genes: above the 90% coverage rule, the rest filled with training means.
+    partial = dict(list(profile.items())[: int(len(profile) * 0.95)])
+    yield "ok_95_percent_of_genes.json", json_event(path, {"expression": partial}), _expect(200)
+    half = dict(list(profile.items())[: len(profile) // 2])
+    yield "bad_half_of_genes.json", json_event(path, {"expression": half}), _expect(422, "missing_genes")
+
+
+STATIC: dict[str, Callable[[], Iterator[EventCase]]] = {
+    "leukemia": leukemia_static, "breast_survival": breast_survival_static}
+GENERATED: dict[str, Callable[[], Iterator[EventCase]]] = {
+    "leukemia": leukemia_generated, "breast_survival": breast_survival_generated}
 
 
 def write_cases(folder: Path, cases: Iterator[EventCase], *, with_bodies: bool) -> int:

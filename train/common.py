@@ -95,9 +95,9 @@ def binary_metrics(y_true: np.ndarray, p_positive: np.ndarray, threshold: float)
 
 
 def rounded(value: Any, digits: int = 4) -> Any:
-    """Round floats inside nested dicts/lists for metadata that humans read."""
+    """Round floats to ``digits`` significant digits inside nested dicts/lists (metadata humans read)."""
     if isinstance(value, float):
-        return round(value, digits)
+        return float(f"{value:.{digits}g}")
     if isinstance(value, dict):
         return {k: rounded(v, digits) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -119,15 +119,23 @@ def library_versions() -> dict[str, str]:
     return found
 
 
-def write_model_json(task: str, metadata: dict[str, Any]) -> Path:
-    """Write ``functions/<task>/model/model.json`` (keys in a stable order, floats rounded)."""
-    metadata = {"schema": "oncoserve.model/v1", **metadata}
-    metadata.setdefault("created", dt.date.today().isoformat())
-    metadata["versions"] = library_versions()
-    path = function_dir(task) / "model" / "model.json"
+def write_model_json(task: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Write ``functions/<task>/model/model.json`` (floats rounded) and return what was written."""
+    final = rounded({"schema": "oncoserve.model/v1", "created": dt.date.today().isoformat(), **metadata,
+                     "versions": library_versions()})
+    path = model_json_path(task)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rounded(metadata), indent=2, allow_nan=False) + "\n")
-    return path
+    path.write_text(json.dumps(final, indent=2, allow_nan=False) + "\n")
+    print(f"wrote {path.relative_to(REPO_ROOT)}", flush=True)
+    return final
+
+
+def model_json_path(task: str) -> Path:
+    return function_dir(task) / "model" / "model.json"
+
+
+def read_model_json(task: str) -> dict[str, Any]:
+    return json.loads(model_json_path(task).read_text())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,4 +214,80 @@ def plot_history(task: str, history: dict[str, list[float]], name: str = "traini
     path = plots_dir(task) / f"{name}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Model card: rendered from model.json so that no figure is ever copied by hand.
+# ---------------------------------------------------------------------------------------------
+
+def _format(value: Any, name: str = "") -> str:
+    if isinstance(value, float):
+        is_p_value = name.endswith("_p") or "_p_" in name
+        return f"{value:.1e}" if is_p_value or 0 < abs(value) < 1e-3 else f"{value:.3f}"
+    return "—" if value is None else str(value)
+
+
+def metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
+    """Markdown table: one row per slice, one column per scalar metric any slice has."""
+    columns: list[str] = []
+    for values in metrics.values():
+        for name, value in values.items():
+            scalar = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if scalar and name not in ("n", "threshold") and name not in columns:
+                columns.append(name)
+    lines = ["| split | slice | n | " + " | ".join(columns) + " |", "|---" * (len(columns) + 3) + "|"]
+    for split, values in metrics.items():
+        lines.append(f"| {split} | {values.get('slice', '')} | {_format(values.get('n'))} | "
+                     + " | ".join(_format(values.get(name), name) for name in columns) + " |")
+    return "\n".join(lines)
+
+
+def write_model_card(task: str, metadata: dict[str, Any], *, overview: str, evaluation: str) -> Path:
+    """Write ``functions/<task>/MODEL_CARD.md`` (Hugging Face / Model Card Toolkit sections)."""
+    data = metadata["data"]
+    plots = "\n".join(f"![{Path(p).stem.replace('_', ' ')}]({p})" for p in metadata.get("plots", []))
+    card = f"""# Model card: {metadata['name']} v{metadata['version']}
+
+> **Research software, not a medical device.** Not for diagnosis, treatment or any clinical
+> decision. Outputs have not been validated prospectively or on data from other sites.
+
+{overview.strip()}
+
+## Model details
+- Task: `{task}`; labels {', '.join(f'`{l}`' for l in metadata['output']['labels'])}
+- Artifact: `model/{metadata['artifact']['file']}` ({metadata['artifact']['bytes']:,} bytes,
+  {metadata['artifact'].get('variant', 'float32')}), sha256 `{metadata['artifact']['sha256']}`
+- Served by LiteRT (`ai-edge-litert`) in an AWS Lambda container; trained with Keras
+  {metadata['versions'].get('keras', '?')} on TensorFlow {metadata['versions'].get('tensorflow', '?')}
+- Reproduce: `{metadata.get('training', {}).get('command', 'make train-' + task)}` (seeded)
+- Changelog: {'; '.join(f'{v}: {text}' for v, text in metadata['changelog'].items())}
+
+## Intended use
+{metadata['intended_use']}
+
+**Out of scope:** {metadata['out_of_scope']}
+
+## Training and evaluation data
+- Source: {data['source']}
+- Citation: {data['citation']}
+- **Licence: {data['license']}**
+- Splits: {json.dumps(data['splits'])}
+
+## Evaluation
+{metrics_table(metadata['metrics'])}
+
+{evaluation.strip()}
+
+{plots}
+
+## Risks and limitations
+{metadata['limitations']}
+
+## How to call it
+`POST /{task.replace('_', '-')}/predict` with an `x-api-key` header; see the README for the body
+and `events/{task}/` for good and bad requests.
+"""
+    path = function_dir(task) / "MODEL_CARD.md"
+    path.write_text(card)
     return path

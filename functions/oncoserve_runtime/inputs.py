@@ -77,6 +77,7 @@ def expression_vector(
     *,
     fill_values: Sequence[float] | None = None,
     min_coverage: float = 1.0,
+    case_insensitive: bool = False,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Order ``expression`` by the model's ``features``; apply the missing-gene rule.
 
@@ -89,11 +90,20 @@ def expression_vector(
     -------
     (array of shape (1, n_features), float32), {"genes_used", "genes_missing", "coverage"}
 
+    With ``case_insensitive`` (gene symbols: ``BRCA1`` = ``brca1``), ``features`` must be lower-case.
+
     Raises
     ------
     UnprocessableEntityError
-        ``unknown_genes`` or ``missing_genes``, with the first names in ``details``.
+        ``unknown_genes``, ``missing_genes`` or ``duplicate_genes``, with the first names in ``details``.
     """
+    if case_insensitive:
+        lowered = {name.lower(): value for name, value in expression.items()}
+        if len(lowered) != len(expression):
+            raise UnprocessableEntityError(
+                "duplicate_genes", "Some genes are given twice with different capitalisation; send each once."
+            )
+        expression = lowered
     index = {name: i for i, name in enumerate(features)}
     unknown = [name for name in expression if name not in index]
     if unknown:

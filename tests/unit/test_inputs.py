@@ -68,3 +68,11 @@ def test_strict_models_refuse_any_missing_gene():
     with pytest.raises(ApiError) as caught:
         expression_vector({"G1": 1, "G2": 2, "G3": 3}, FEATURES)
     assert caught.value.code == "missing_genes"
+
+
+def test_case_insensitive_models_accept_hgnc_capitals_and_refuse_duplicates():
+    vector, _ = expression_vector({"G1": 1, "g2": 2}, ["g1", "g2"], case_insensitive=True)
+    assert vector.tolist() == [[1, 2]]
+    with pytest.raises(ApiError) as caught:
+        expression_vector({"G1": 1, "g1": 2, "g2": 0}, ["g1", "g2"], case_insensitive=True)
+    assert caught.value.code == "duplicate_genes"
