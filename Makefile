@@ -8,10 +8,11 @@ VENV_SAM := .venv-sam
 PY := $(VENV)/bin/python
 SAM := SAM_CLI_TELEMETRY=0 $(VENV_SAM)/bin/sam
 RIE := build/bin/aws-lambda-rie
+LAMBDA_BASE := ../shared/tools/lambda-base
 export ONCOSERVE_DATA_ROOT ?= $(abspath ../shared/data)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup serve test test-fast replay events lint-template train-leukemia train-breast-survival clean
+.PHONY: help setup serve test test-fast replay events lint-template train-leukemia train-breast-survival wheels images images-test images-clean clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -62,6 +63,26 @@ train-leukemia: $(VENV)/.installed ## train, convert and evaluate the leukemia m
 train-breast-survival: $(VENV)/.installed ## survival groups: K-Means vs Cox, chosen on val (~1 min)
 	$(PY) -m pip install --quiet -r requirements/survival-check.txt  # GPL method-check sets, dev only
 	$(PY) -m train.breast_survival
+
+# Offline image builds: wheels for the local stand-in (CPython 3.11) and the AWS image (3.12).
+functions/wheels/.done: functions/requirements.txt
+	$(LAMBDA_BASE)/wheelhouse.sh functions/requirements.txt functions/wheels
+	LAMBDA_PYTHON_VERSION=3.12 $(LAMBDA_BASE)/wheelhouse.sh functions/requirements.txt functions/wheels
+	touch $@
+
+wheels: functions/wheels/.done ## download the function images' wheels (no network inside docker build)
+
+images: $(VENV_SAM)/.installed wheels ## sam build of all five images (starts Docker as ../shared/tools/lambda-base does)
+	$(LAMBDA_BASE)/dockerd.sh
+	$(LAMBDA_BASE)/build.sh
+	$(SAM) build
+
+images-test: setup images ## run every image under the emulator and replay every event against it
+	$(PY) -m local.images
+
+images-clean: ## remove the function images and SAM's build folder
+	-docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^[a-z]+function:' | xargs -r docker rmi -f
+	rm -rf .aws-sam
 
 clean: ## remove environments and build outputs
 	rm -rf $(VENV) $(VENV_SAM) build .aws-sam events/generated .pytest_cache

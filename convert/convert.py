@@ -122,3 +122,21 @@ def convert_model(
             f"float32 TFLite differs from Keras by {converted['float32'].max_abs_diff:.3g} > {float_bound:g}"
         )
     return converted
+
+
+def tflite_latency_ms(content: bytes, batch: np.ndarray, *, threads: int = 1, runs: int = 7) -> float:
+    """Median wall time of one inference on ``batch`` with LiteRT (after one warm-up run)."""
+    import time
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_content=content, num_threads=threads).get_signature_runner()
+    input_name = next(iter(runner.get_input_details()))
+    batch = batch.astype(np.float32)
+    runner(**{input_name: batch})
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        runner(**{input_name: batch})
+        times.append((time.perf_counter() - started) * 1000.0)
+    return float(np.median(times))

@@ -124,9 +124,52 @@ def breast_survival_generated() -> Iterator[EventCase]:
     yield "bad_half_of_genes.json", json_event(path, {"expression": half}), _expect(422, "missing_genes")
 
 
+def histopathology_static() -> Iterator[EventCase]:
+    import base64
+
+    yield from image_bad_events("/histopathology/predict")
+    big = base64.b64encode(_png(400, 400)).decode("ascii")
+    yield ("bad_patch_too_large.json", json_event("/histopathology/predict", {"image": big}),
+           _expect(422, "image_too_large_for_patch"))
+    region = "/histopathology/region"
+    for name, event, expectation in image_bad_events(region):
+        if name in ("bad_not_image.json", "bad_huge_image.json", "bad_url_metadata_service.json", "bad_invalid_json.json"):
+            yield name.replace("bad_", "bad_region_"), event, expectation
+
+
+def _encode(pixels, fmt: str = "PNG", **options: Any) -> str:
+    import base64
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt, **options)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def histopathology_generated() -> Iterator[EventCase]:
+    import numpy as np
+
+    sys.path.insert(0, str(EVENTS_DIR.parent))
+    from train.histopathology import load_splits, stitched_region
+
+    images, labels, _ = load_splits()["test"]
+    for label, name in ((1, "ok_idc_patch.json"), (0, "ok_non_idc_patch.json")):
+        index = int(np.flatnonzero(labels == label)[0])
+        yield name, json_event("/histopathology/predict", {"image": _encode(images[index])}), _expect(200)
+    region, _ = stitched_region(images, labels, 8, 8, seed=7)
+    yield "ok_region_stitched.json", json_event("/histopathology/region", {"image": _encode(region)}), _expect(200)
+    # 2048 x 2048: the size the issue times (41 x 41 held-out patches, cropped), JPEG to fit the payload.
+    big, _ = stitched_region(images, labels, 41, 41, seed=8)
+    yield ("ok_region_2048.json", json_event("/histopathology/region", {"image": _encode(big[:2048, :2048], "JPEG", quality=90)}),
+           _expect(200))
+
+
 STATIC: dict[str, Callable[[], Iterator[EventCase]]] = {
+    "histopathology": histopathology_static,
     "leukemia": leukemia_static, "breast_survival": breast_survival_static}
 GENERATED: dict[str, Callable[[], Iterator[EventCase]]] = {
+    "histopathology": histopathology_generated,
     "leukemia": leukemia_generated, "breast_survival": breast_survival_generated}
 
 

@@ -58,6 +58,9 @@ def load_function_app(task: str):
     """Import ``functions/<task>/app.py`` as its own module (every function has an ``app``)."""
     import importlib.util
 
+    function_dir = str(FUNCTIONS_DIR / task)
+    if function_dir not in sys.path:  # helper modules beside app.py (as in /var/task)
+        sys.path.insert(0, function_dir)
     spec = importlib.util.spec_from_file_location(f"oncoserve_app_{task}", FUNCTIONS_DIR / task / "app.py")
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None

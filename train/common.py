@@ -291,3 +291,25 @@ and `events/{task}/` for good and bad requests.
     path = function_dir(task) / "MODEL_CARD.md"
     path.write_text(card)
     return path
+
+
+def choose_threshold(y_true: np.ndarray, p_positive: np.ndarray, *, min_sensitivity: float | None = None) -> dict[str, Any]:
+    """Pick the decision threshold on validation data.
+
+    With ``min_sensitivity``: the *highest* threshold whose sensitivity reaches it (the most
+    specificity that sensitivity allows). Without: the threshold maximising Youden's J
+    (sensitivity + specificity - 1).
+    """
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, thresholds = roc_curve(y_true, p_positive)
+    thresholds = np.clip(thresholds, 0.0, 1.0)
+    if min_sensitivity is not None:
+        reaching = np.flatnonzero(tpr >= min_sensitivity)
+        index = int(reaching[0])  # roc_curve orders thresholds high → low
+        rule = f"highest threshold with validation sensitivity >= {min_sensitivity}"
+    else:
+        index = int(np.argmax(tpr - fpr))
+        rule = "maximum Youden's J on validation"
+    return {"threshold": float(thresholds[index]), "rule": rule,
+            "val_sensitivity": float(tpr[index]), "val_specificity": float(1 - fpr[index])}

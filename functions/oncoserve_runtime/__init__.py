@@ -18,6 +18,7 @@ from .errors import (
 )
 from .fetch import fetch_url, is_public_address, plan_fetch
 from .handler import Route, build_lambda_handler
+from .heatmaps import colour_ramp, overlay_png_base64
 from .images import decode_image
 from .inputs import EXPRESSION_REQUEST_SCHEMA, expression_vector, image_from_body, image_request_schema
 from .model import ModelBundle, ModelHandle, sha256_of
@@ -44,6 +45,7 @@ __all__ = [
     "binary_prediction",
     "build_lambda_handler",
     "classify_image",
+    "colour_ramp",
     "decode_image",
     "expression_vector",
     "fetch_url",
@@ -52,6 +54,7 @@ __all__ = [
     "is_public_address",
     "logger",
     "metrics",
+    "overlay_png_base64",
     "parse_json_body",
     "plan_fetch",
     "probabilities_by_label",
