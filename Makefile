@@ -12,12 +12,12 @@ LAMBDA_BASE := ../shared/tools/lambda-base
 export ONCOSERVE_DATA_ROOT ?= $(abspath ../shared/data)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup serve test test-fast replay events lint-template train-leukemia train-breast-survival wheels images images-test images-clean clean
+.PHONY: help setup serve test test-fast replay events lint-template train-leukemia train-breast-survival train-histopathology train-brain train-skin train-all bench wheels images images-test images-clean clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements/dev.txt functions/requirements.txt
+$(VENV)/.installed: requirements/dev.txt functions/requirements.txt functions/requirements-tracing.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt
@@ -39,7 +39,7 @@ setup: $(VENV)/.installed $(VENV_SAM)/.installed $(RIE) ## create .venv and .ven
 	@if [ -d "$(ONCOSERVE_DATA_ROOT)" ]; then $(PY) -m local.make_events; \
 	else echo "note: no data at $(ONCOSERVE_DATA_ROOT); events needing dataset samples not generated"; fi
 
-serve: setup ## the local API: all five functions behind an API key on 127.0.0.1:$${PORT:-3000}
+serve: setup ## the local API: all five functions behind an API key on 127.0.0.1 (PORT, default 3000)
 	$(PY) -m local.serve
 
 test: setup lint-template ## the full test suite (what CI runs)
@@ -60,14 +60,30 @@ lint-template: $(VENV_SAM)/.installed ## sam validate --lint
 train-leukemia: $(VENV)/.installed ## train, convert and evaluate the leukemia model (~6 min CPU)
 	$(PY) -m train.leukemia
 
-train-breast-survival: $(VENV)/.installed ## survival groups: K-Means vs Cox, chosen on val (~1 min)
+train-breast-survival: $(VENV)/.installed ## survival groups: K-Means vs Cox, chosen on val (~2 min)
 	$(PY) -m pip install --quiet -r requirements/survival-check.txt  # GPL method-check sets, dev only
 	$(PY) -m train.breast_survival
 
+train-histopathology: $(VENV)/.installed ## CancerNet and two stain-robust variants, chosen on val (~35 min CPU)
+	$(PY) -m train.histopathology
+
+train-brain: $(VENV)/.installed ## frozen MobileNetV2 + linear heads, CAM (~8 min CPU; BACKBONE=xception WEIGHTS=path)
+	$(PY) -m train.brain --backbone $(or $(BACKBONE),mobilenet_v2) $(if $(WEIGHTS),--weights $(WEIGHTS))
+
+train-skin: $(VENV)/.installed ## frozen MobileNetV2 + colour constancy + linear head, CAM (~15 min CPU; BACKBONE=vgg16 WEIGHTS=path)
+	$(PY) -m train.skin --backbone $(or $(BACKBONE),mobilenet_v2) $(if $(WEIGHTS),--weights $(WEIGHTS))
+
+train-all: train-leukemia train-breast-survival train-histopathology train-brain train-skin ## every model, in turn
+
+bench: setup ## LiteRT vs TensorFlow vs ONNX Runtime per model → BENCHMARKS.md (needs build/<task>/saved_model from training)
+	$(PY) -m pip install --quiet -r requirements/bench.txt
+	$(PY) -m bench.run
+
 # Offline image builds: wheels for the local stand-in (CPython 3.11) and the AWS image (3.12).
-functions/wheels/.done: functions/requirements.txt
-	$(LAMBDA_BASE)/wheelhouse.sh functions/requirements.txt functions/wheels
-	LAMBDA_PYTHON_VERSION=3.12 $(LAMBDA_BASE)/wheelhouse.sh functions/requirements.txt functions/wheels
+functions/wheels/.done: functions/requirements.txt functions/requirements-tracing.txt
+	for req in functions/requirements.txt functions/requirements-tracing.txt; do \
+	  $(LAMBDA_BASE)/wheelhouse.sh $$req functions/wheels && \
+	  LAMBDA_PYTHON_VERSION=3.12 $(LAMBDA_BASE)/wheelhouse.sh $$req functions/wheels || exit 1; done
 	touch $@
 
 wheels: functions/wheels/.done ## download the function images' wheels (no network inside docker build)

@@ -54,27 +54,26 @@ def run_tflite(content: bytes, batch: np.ndarray) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in runner(**{input_name: batch.astype(np.float32)}).items()}
 
 
-def _keras_outputs(model: Any, batch: np.ndarray) -> list[np.ndarray]:
+def _keras_outputs(model: Any, batch: np.ndarray) -> dict[str, np.ndarray]:
+    """Keras outputs by the names the SavedModel signature gives them: dict keys, else output_0, …"""
     outputs = model(batch, training=False)
     if isinstance(outputs, dict):
-        outputs = [outputs[k] for k in sorted(outputs)]
-    elif not isinstance(outputs, (list, tuple)):
+        return {name: np.asarray(value) for name, value in outputs.items()}
+    if not isinstance(outputs, (list, tuple)):
         outputs = [outputs]
-    return [np.asarray(o) for o in outputs]
-
-
-def _tflite_outputs(content: bytes, batch: np.ndarray) -> list[np.ndarray]:
-    # Keras' SavedModel export names outputs output_0, output_1, ... in model-output order.
-    outputs = run_tflite(content, batch)
-    return [outputs[k] for k in sorted(outputs, key=lambda name: (len(name), name))]
+    return {f"output_{i}": np.asarray(value) for i, value in enumerate(outputs)}
 
 
 def max_abs_difference(model: Any, content: bytes, samples: np.ndarray, batch_size: int = 64) -> float:
     worst = 0.0
     for start in range(0, len(samples), batch_size):
         batch = samples[start : start + batch_size].astype(np.float32)
-        for expected, got in zip(_keras_outputs(model, batch), _tflite_outputs(content, batch)):
-            worst = max(worst, float(np.max(np.abs(expected.astype(np.float64) - got.astype(np.float64)))))
+        expected, got = _keras_outputs(model, batch), run_tflite(content, batch)
+        if set(expected) != set(got):
+            raise ParityError(f"output names differ: Keras {sorted(expected)}, TFLite {sorted(got)}")
+        for name, value in expected.items():
+            difference = np.abs(value.astype(np.float64) - got[name].astype(np.float64))
+            worst = max(worst, float(np.max(difference)))
     return worst
 
 

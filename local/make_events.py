@@ -165,10 +165,64 @@ def histopathology_generated() -> Iterator[EventCase]:
            _expect(200))
 
 
+def _shared_image(task: str, relative: str) -> str:
+    import base64
+
+    sys.path.insert(0, str(EVENTS_DIR.parent))
+    from train import common
+
+    return base64.b64encode((common.task_data_dir(task) / relative).read_bytes()).decode("ascii")
+
+
+def _first_test_path(task: str, **columns: str) -> str:
+    sys.path.insert(0, str(EVENTS_DIR.parent))
+    from train.images import load_manifest
+
+    manifest = load_manifest(task)
+    rows = manifest[manifest["split"] == "test"]
+    for column, value in columns.items():
+        rows = rows[rows[column] == value]
+    return str(rows["path"].iloc[0])
+
+
+def brain_static() -> Iterator[EventCase]:
+    yield from image_bad_events("/brain/predict")
+    yield ("bad_unknown_modality.json", json_event("/brain/predict", {"image": "AAAA", "modality": "pet"}),
+           _expect(422, "invalid_request"))
+
+
+def brain_generated() -> Iterator[EventCase]:
+    path = "/brain/predict"
+    ct_tumor = _shared_image("brain", _first_test_path("brain", modality="ct", label="tumor"))
+    mri_glioma = _shared_image("brain", _first_test_path("brain", modality="mri", label="glioma"))
+    mri_healthy = _shared_image("brain", _first_test_path("brain", modality="mri", label="healthy"))
+    yield "ok_ct_tumor.json", json_event(path, {"image": ct_tumor, "modality": "ct"}), _expect(200)
+    yield "ok_mri_glioma_explain.json", json_event(path, {"image": mri_glioma, "modality": "mri", "explain": True}), _expect(200)
+    yield "ok_mri_healthy_modality_predicted.json", json_event(path, {"image": mri_healthy}), _expect(200)
+
+
+def skin_static() -> Iterator[EventCase]:
+    yield from image_bad_events("/skin/predict")
+    yield ("bad_explain_not_boolean.json", json_event("/skin/predict", {"image": "AAAA", "explain": "yes"}),
+           _expect(422, "invalid_request"))
+
+
+def skin_generated() -> Iterator[EventCase]:
+    path = "/skin/predict"
+    ham = _shared_image("skin", _first_test_path("skin", source_dataset="HAM10000", label="melanoma"))
+    isic = _shared_image("skin", _first_test_path("skin", source_dataset="ISIC2017", label="benign"))
+    yield "ok_ham_melanoma.json", json_event(path, {"image": ham}), _expect(200)
+    yield "ok_isic_benign_explain.json", json_event(path, {"image": isic, "explain": True}), _expect(200)
+
+
 STATIC: dict[str, Callable[[], Iterator[EventCase]]] = {
+    "brain": brain_static,
+    "skin": skin_static,
     "histopathology": histopathology_static,
     "leukemia": leukemia_static, "breast_survival": breast_survival_static}
 GENERATED: dict[str, Callable[[], Iterator[EventCase]]] = {
+    "brain": brain_generated,
+    "skin": skin_generated,
     "histopathology": histopathology_generated,
     "leukemia": leukemia_generated, "breast_survival": breast_survival_generated}
 

@@ -287,6 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"chosen on validation: {best.method} {best.params}", flush=True)
 
     keras_model = build_serving_model(best, len(data.genes))
+    common.export_saved_model(keras_model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)
     from convert.convert import convert_model, run_tflite
 
     samples = np.concatenate([train.expression, val.expression, test.expression]).astype(np.float32)

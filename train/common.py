@@ -58,6 +58,14 @@ def function_dir(task: str) -> Path:
     return FUNCTIONS_DIR / task
 
 
+def export_saved_model(model: Any, task: str) -> Path:
+    """The trained Keras model as a TF SavedModel in build/<task>/saved_model (git-ignored): the
+    baseline `make bench` runs with TensorFlow and converts for ONNX Runtime."""
+    path = build_dir(task) / "saved_model"
+    model.export(str(path), format="tf_saved_model", verbose=False)
+    return path
+
+
 def build_dir(task: str) -> Path:
     path = BUILD_DIR / task
     path.mkdir(parents=True, exist_ok=True)
@@ -175,6 +183,11 @@ def plot_confusion(task: str, confusion: np.ndarray, labels: Sequence[str], titl
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def confusion_grid(confusion: dict[str, int]) -> np.ndarray:
+    """binary_metrics' confusion dict as a 2x2 grid: rows true (negative, positive), columns predicted."""
+    return np.array([[confusion["tn"], confusion["fp"]], [confusion["fn"], confusion["tp"]]])
 
 
 def plot_roc_pr(task: str, curves: dict[str, tuple[np.ndarray, np.ndarray]], name: str) -> Path:
@@ -313,3 +326,18 @@ def choose_threshold(y_true: np.ndarray, p_positive: np.ndarray, *, min_sensitiv
         rule = "maximum Youden's J on validation"
     return {"threshold": float(thresholds[index]), "rule": rule,
             "val_sensitivity": float(tpr[index]), "val_specificity": float(1 - fpr[index])}
+
+
+def bootstrap_auc(y_true: np.ndarray, p_positive: np.ndarray, *, resamples: int = 1000, seed: int = 0) -> dict[str, float]:
+    """ROC-AUC with a percentile bootstrap 95% confidence interval (resampling images)."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    y_true, p_positive = np.asarray(y_true), np.asarray(p_positive)
+    values = []
+    for _ in range(resamples):
+        rows = rng.integers(0, len(y_true), len(y_true))
+        if len(np.unique(y_true[rows])) == 2:
+            values.append(roc_auc_score(y_true[rows], p_positive[rows]))
+    low, high = np.percentile(values, [2.5, 97.5])
+    return {"roc_auc": float(roc_auc_score(y_true, p_positive)), "roc_auc_ci_low": float(low), "roc_auc_ci_high": float(high)}

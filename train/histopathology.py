@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     name = max(trained, key=lambda n: trained[n][2])
     model, history, _ = trained[name]
     print(f"chosen on validation: {name}", flush=True)
+    common.export_saved_model(model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)
 
     x_val, y_val, _ = splits["val"]
     x_test, y_test, patients_test = splits["test"]
@@ -319,7 +320,7 @@ def write_plots(history, y_val, x_val, model, y_test, p_test, test_metrics, spre
     common.plot_roc_pr(TASK, {"test": (y_test, p_test), "val": (y_val, predict_probability(model, x_val))}, "roc_pr")
     names.append("plots/roc_pr.png")
     c = test_metrics["confusion"]
-    common.plot_confusion(TASK, np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]]), LABELS,
+    common.plot_confusion(TASK, common.confusion_grid(c), LABELS,
                           f"Test patches (threshold {threshold:.2f})", "confusion_test")
     names.append("plots/confusion_test.png")
 

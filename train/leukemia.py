@@ -282,8 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     projection = FittedProjection.fit(train.expression, train.labels, config["n_components"], config["n_genes"], args.seed)
     head, history = fit_head(projection.transform(train.expression), train.labels, config, args.seed, args.epochs)
     model = build_serving_model(projection, head)
-    out = common.build_dir(TASK)
-    model.save(out / "model.keras")
+    common.export_saved_model(model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)
 
     """
     ## Convert and evaluate
@@ -422,7 +421,7 @@ def write_plots(projection, train, test, p_test, test_metrics, history) -> list[
     names.append("plots/test_probabilities.png")
 
     c = test_metrics["confusion"]
-    common.plot_confusion(TASK, np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]]), LABELS,
+    common.plot_confusion(TASK, common.confusion_grid(c), LABELS,
                           "Independent set (34)", "confusion_test")
     names.append("plots/confusion_test.png")
     common.plot_history(TASK, history)

@@ -43,7 +43,7 @@ def predict_patch(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
             "image_too_large_for_patch",
             f"A patch is ~50x50 px; this image is {image.width}x{image.height}. POST it to /histopathology/region.",
         )
-    preprocessing = ImagePreprocessing.from_metadata(model.metadata["preprocessing"]["in_runtime"])
+    preprocessing = ImagePreprocessing.for_model(model)
     return binary_prediction(model, model.predict(preprocessing.to_array(image))[0])
 
 
@@ -51,7 +51,7 @@ def predict_region(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     started = time.perf_counter()
     image = image_from_body(body)
     spec = model.metadata["output"]["region"]
-    preprocessing = ImagePreprocessing.from_metadata(model.metadata["preprocessing"]["in_runtime"])
+    preprocessing = ImagePreprocessing.for_model(model)
     grid = tile_region(image, preprocessing, tile=spec["tile"], min_edge_tile=spec["min_edge_tile"])
     p = score_tiles(lambda batch: _idc_probability(model, batch), grid.tiles)
     threshold = float(model.metadata["output"]["threshold"])

@@ -5,6 +5,7 @@ Handlers import from the package root only::
     from oncoserve_runtime import ModelHandle, Route, build_lambda_handler
 """
 
+from .explain import cam_overlay, normalise_cam
 from .errors import (
     ApiError,
     BadRequestError,
@@ -19,11 +20,11 @@ from .errors import (
 from .fetch import fetch_url, is_public_address, plan_fetch
 from .handler import Route, build_lambda_handler
 from .heatmaps import colour_ramp, overlay_png_base64
-from .images import decode_image
+from .images import decode_image, to_grey_rgb
 from .inputs import EXPRESSION_REQUEST_SCHEMA, expression_vector, image_from_body, image_request_schema
 from .model import ModelBundle, ModelHandle, sha256_of
 from .observability import logger, metrics, tracer
-from .predictions import binary_prediction, classify_image, probabilities_by_label
+from .predictions import binary_prediction, probabilities_by_label
 from .preprocessing import ImagePreprocessing
 from .requests import parse_json_body, validate_body
 
@@ -44,7 +45,7 @@ __all__ = [
     "UpstreamFetchError",
     "binary_prediction",
     "build_lambda_handler",
-    "classify_image",
+    "cam_overlay",
     "colour_ramp",
     "decode_image",
     "expression_vector",
@@ -54,11 +55,13 @@ __all__ = [
     "is_public_address",
     "logger",
     "metrics",
+    "normalise_cam",
     "overlay_png_base64",
     "parse_json_body",
     "plan_fetch",
     "probabilities_by_label",
     "sha256_of",
+    "to_grey_rgb",
     "tracer",
     "validate_body",
 ]

@@ -95,3 +95,9 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side:
         raise PayloadTooLargeError("image_too_large", "The image has too many pixels.")
     except (OSError, ValueError, SyntaxError) as exc:
         raise UnprocessableEntityError("corrupt_image", f"The image cannot be decoded (truncated?): {exc}.")
+
+
+def to_grey_rgb(image: Image.Image) -> Image.Image:
+    """Greyscale replicated to three channels: removes colour cues a scan's source may carry
+    (tinted exports, coloured annotations) while keeping the backbone's 3-channel input."""
+    return image.convert("L").convert("RGB")

@@ -31,12 +31,3 @@ def binary_prediction(model: ModelBundle, probabilities: np.ndarray) -> dict[str
         "threshold": float(output["threshold"]),
     }
 
-
-def classify_image(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
-    """The plain image route: decode the request image, preprocess as in training, classify."""
-    from .inputs import image_from_body
-    from .preprocessing import ImagePreprocessing
-
-    preprocessing = ImagePreprocessing.from_metadata(model.metadata["preprocessing"]["in_runtime"])
-    batch = preprocessing.to_array(image_from_body(body))
-    return binary_prediction(model, model.predict(batch)[0])

@@ -48,6 +48,11 @@ class ImagePreprocessing:
             "color": "RGB",
         }
 
+    @classmethod
+    def for_model(cls, model: Any) -> "ImagePreprocessing":
+        """The preprocessing a served model was trained with (its ``model.json``)."""
+        return cls.from_metadata(model.metadata["preprocessing"]["in_runtime"])
+
     def to_array(self, image: Image.Image) -> np.ndarray:
         """One RGB image → float32 array of shape (1, height, width, 3)."""
         helper = create_preprocessor(SCALINGS[self.scaling], target_size=self.size)

@@ -1,0 +1,331 @@
+"""``make bench``: per shipped model, LiteRT (float32 / float16 / int8) against TensorFlow and ONNX
+Runtime running the *same* trained graph, on the same input, on this machine.
+
+Measured per engine and variant: cold start (new process → first answer; median of 5), warm latency
+p50/p95/p99 over 200 single requests with 1 thread and with all threads, peak RSS, file size and the
+task's test metric. Per function: the handler's own overhead through the real path (Runtime
+Interface Emulator + awslambdaric) next to model time, the histopathology 2048x2048 region time, and a
+CPU bound (model FLOPs ÷ measured single-core peak FLOP/s). Writes ``build/bench/bench.json`` and
+``BENCHMARKS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from train import common
+
+OUT = common.BUILD_DIR / "bench"
+COLD_RUNS = 5
+WARM_REQUESTS = 200
+
+
+# ------------------------------------------------------------------------------------------------
+# Test data and metric per task (the same splits the model cards report)
+# ------------------------------------------------------------------------------------------------
+
+def task_data(task: str) -> tuple[np.ndarray, Callable[[dict[str, np.ndarray]], float], str]:
+    """(test inputs, metric(outputs by name) → float, metric name)."""
+    from sklearn.metrics import roc_auc_score
+
+    if task == "leukemia":
+        from train.leukemia import load_golub
+
+        _, _, test = load_golub()
+        return test.expression.astype(np.float32), lambda o: float((first(o).argmax(1) == test.labels).mean()), "accuracy"
+    if task == "breast_survival":
+        from lifelines.utils import concordance_index
+
+        from train.breast_survival import load_metabric
+
+        t = load_metabric().subset("test")
+        return (t.expression.astype(np.float32),
+                lambda o: float(concordance_index(t.months, -first(o).argmax(1), t.os_event)), "Harrell C (OS)")
+    if task == "histopathology":
+        from train.histopathology import load_splits
+
+        x, y, _ = load_splits()["test"]
+        return x.astype(np.float32), lambda o: float(roc_auc_score(y, first(o)[:, 1])), "ROC-AUC"
+    if task == "brain":
+        from train.brain import load_data
+
+        data = load_data("mobilenet_v2")
+        rows = data["split"] == "test"
+        return (data["images"][rows].astype(np.float32),
+                lambda o: float(roc_auc_score(data["tumor"][rows], o["tumor"][:, 1])), "tumour ROC-AUC")
+    if task == "skin":
+        from train.images import load_images, load_manifest
+        from oncoserve_runtime import ImagePreprocessing
+
+        manifest = load_manifest("skin")
+        rows = manifest["split"].to_numpy() == "test"
+        images = load_images("skin", list(manifest["path"]), ImagePreprocessing(size=(224, 224)))
+        y = (manifest["label"].to_numpy() == "melanoma").astype(int)[rows]
+        return images[rows].astype(np.float32), lambda o: float(roc_auc_score(y, o["melanoma"][:, 1])), "ROC-AUC"
+    raise ValueError(task)
+
+
+def first(outputs: dict[str, np.ndarray]) -> np.ndarray:
+    return outputs[sorted(outputs)[0]]
+
+
+# ------------------------------------------------------------------------------------------------
+# Engines in-process (for accuracy) and in fresh processes (for time and memory)
+# ------------------------------------------------------------------------------------------------
+
+def run_batched(predict: Callable[[np.ndarray], dict[str, np.ndarray]], x: np.ndarray, batch: int = 64) -> dict[str, np.ndarray]:
+    parts = [predict(x[i : i + batch]) for i in range(0, len(x), batch)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def in_process(engine: str, model: str) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    if engine == "litert":
+        from convert.convert import run_tflite
+
+        content = Path(model).read_bytes()
+        return lambda x: run_tflite(content, x)
+    if engine == "tensorflow":
+        import tensorflow as tf
+
+        serve = tf.saved_model.load(model).serve
+        return lambda x: {k: v.numpy() for k, v in _as_dict(serve(tf.constant(x))).items()}
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    name, outputs = session.get_inputs()[0].name, [o.name for o in session.get_outputs()]
+    return lambda x: dict(zip(outputs, session.run(None, {name: x})))
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, (list, tuple)):
+        return {f"output_{i}": v for i, v in enumerate(value)}
+    return {"output_0": value}
+
+
+def child(engine: str, model: str, inputs: Path, mode: str, threads: int = 0) -> dict[str, Any]:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(common.REPO_ROOT)}
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "bench.engine", engine, model, str(inputs), mode, str(threads),
+                          str(WARM_REQUESTS)], capture_output=True, text=True, env=env, cwd=common.REPO_ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"{engine} {mode} failed: {out.stderr[-800:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["process_wall_s"] = time.perf_counter() - started
+    return result
+
+
+# ------------------------------------------------------------------------------------------------
+# Model artifacts: the LiteRT variants and the ONNX export of the same SavedModel
+# ------------------------------------------------------------------------------------------------
+
+def artifacts(task: str, x: np.ndarray, workdir: Path) -> dict[str, tuple[str, str]]:
+    """name → (engine, path). Needs build/<task>/saved_model from `make train-<task>`."""
+    import tensorflow as tf
+
+    saved = common.build_dir(task) / "saved_model"
+    if not (saved / "saved_model.pb").is_file():
+        raise FileNotFoundError(f"{saved} missing: run `make train-{task.replace('_', '-')}` first")
+    found: dict[str, tuple[str, str]] = {}
+    calibration = x[:100]
+    for variant in ("float32", "float16", "int8"):
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+        if variant != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if variant == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if variant == "int8":
+            converter.representative_dataset = lambda: ([row[np.newaxis]] for row in calibration)
+        path = workdir / f"{task}_{variant}.tflite"
+        path.write_bytes(converter.convert())
+        found[f"litert_{variant}"] = ("litert", str(path))
+    found["tensorflow"] = ("tensorflow", str(saved))
+    onnx = workdir / f"{task}.onnx"
+    subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved), "--output", str(onnx),
+                    "--opset", "17"], check=True, capture_output=True)
+    found["onnxruntime"] = ("onnxruntime", str(onnx))
+    return found
+
+
+def model_flops(task: str) -> float | None:
+    """FLOPs of one inference (batch 1), from TensorFlow's graph profiler on the frozen SavedModel."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    loaded = tf.saved_model.load(str(common.build_dir(task) / "saved_model"))
+    spec = loaded.serve.input_signature[0] if hasattr(loaded.serve, "input_signature") else None
+    shape = [1, *spec.shape[1:]] if spec is not None else None
+    concrete = loaded.serve.get_concrete_function(tf.TensorSpec(shape, tf.float32))
+    graph_def = convert_variables_to_constants_v2(concrete).graph.as_graph_def()
+    with tf.Graph().as_default() as graph:
+        tf.graph_util.import_graph_def(graph_def, name="")
+        options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+        options["output"] = "none"
+        profile = tf.compat.v1.profiler.profile(graph=graph, run_meta=tf.compat.v1.RunMetadata(), cmd="op", options=options)
+    return float(profile.total_float_ops) if profile else None
+
+
+def core_peak_flops() -> float:
+    """Single-core float32 matrix-multiply throughput (NumPy/OpenBLAS, one thread)."""
+    code = ("import numpy as np, time; a=np.random.rand(1024,1024).astype('float32'); a@a; "
+            "t=time.perf_counter(); [a@a for _ in range(20)]; print(20*2*1024**3/(time.perf_counter()-t))")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout)
+
+
+# ------------------------------------------------------------------------------------------------
+# The function path: handler overhead under the emulator, histopathology region
+# ------------------------------------------------------------------------------------------------
+
+def function_path(task: str, model_p50_ms: float) -> dict[str, Any]:
+    from local.emulator import EmulatedFunction
+    from local.events import EVENTS_DIR
+    from local.template import function_specs
+
+    spec = next(s for s in function_specs() if s.task == task)
+    generated = EVENTS_DIR / "generated" / task
+    ok_events = sorted(p for p in generated.glob("ok_*.json") if not p.name.endswith(".body.json") and "region" not in p.name)
+    if not ok_events:
+        return {}
+    event = json.loads(ok_events[0].read_text())
+    result: dict[str, Any] = {"event": ok_events[0].name}
+    with EmulatedFunction(spec, 9700) as function:
+        for _ in range(3):
+            function.invoke(event)
+        times = []
+        for _ in range(30):
+            started = time.perf_counter()
+            answer = function.invoke(event)
+            times.append((time.perf_counter() - started) * 1000.0)
+            assert answer.get("statusCode") == 200, answer
+        total = float(np.median(times))
+        result.update(request_p50_ms=total, model_p50_ms=model_p50_ms, handler_overhead_ms=total - model_p50_ms,
+                      overhead_ratio=(total - model_p50_ms) / model_p50_ms if model_p50_ms else None)
+        region = generated / "ok_region_2048.json"
+        if task == "histopathology" and region.is_file():
+            region_event = json.loads(region.read_text())
+            runs = []
+            for _ in range(3):
+                started = time.perf_counter()
+                answer = function.invoke(region_event)
+                runs.append(time.perf_counter() - started)
+            body = json.loads(answer["body"])
+            seconds = float(np.median(runs))
+            result["region_2048"] = {"seconds": seconds, "tiles_scored": body["tiles"]["scored"],
+                                     "patches_per_s": body["tiles"]["scored"] / seconds,
+                                     "threads": os.cpu_count()}
+    return result
+
+
+# ------------------------------------------------------------------------------------------------
+
+def bench_task(task: str, workdir: Path, peak: float) -> dict[str, Any]:
+    print(f"== {task}", flush=True)
+    x, metric, metric_name = task_data(task)
+    inputs = workdir / f"{task}_input.npy"
+    np.save(inputs, x[:1])
+    engines = artifacts(task, x, workdir)
+    flops = model_flops(task)
+    results: dict[str, Any] = {"metric": metric_name, "flops": flops,
+                               "cpu_bound_ms": (flops / peak * 1000.0) if flops else None, "engines": {}}
+    for name, (engine, path) in engines.items():
+        size = sum(f.stat().st_size for f in Path(path).rglob("*")) if Path(path).is_dir() else Path(path).stat().st_size
+        colds = [child(engine, path, inputs, "cold") for _ in range(COLD_RUNS)]
+        one = child(engine, path, inputs, "warm", threads=1)
+        every = child(engine, path, inputs, "warm", threads=os.cpu_count() or 1)
+        value = metric(run_batched(in_process(engine, path), x))
+        results["engines"][name] = {
+            "bytes": size, metric_name: value,
+            "cold_start_s": float(np.median([c["process_wall_s"] for c in colds])),
+            "peak_rss_mb": max(c["peak_rss_mb"] for c in colds + [one, every]),
+            "warm_1_thread": {k: one[k] for k in ("p50_ms", "p95_ms", "p99_ms")},
+            "warm_all_threads": {k: every[k] for k in ("p50_ms", "p95_ms", "p99_ms")},
+        }
+        print(f"  {name:16s} {size / 1e6:7.2f} MB  cold {results['engines'][name]['cold_start_s']:.2f} s  "
+              f"p50 {one['p50_ms']:.2f} ms (1 thr) {every['p50_ms']:.2f} ms (all)  {metric_name} {value:.4f}", flush=True)
+    shipped = common.read_model_json(task)["artifact"]["variant"]
+    results["shipped"] = f"litert_{shipped}"
+    results["function"] = function_path(task, results["engines"][results["shipped"]]["warm_all_threads"]["p50_ms"])
+    lite, tf_, ort_ = (results["engines"][k] for k in (results["shipped"], "tensorflow", "onnxruntime"))
+    results["ratios"] = {
+        "warm_p50_litert_over_tf": lite["warm_1_thread"]["p50_ms"] / tf_["warm_1_thread"]["p50_ms"],
+        "warm_p50_litert_over_ort": lite["warm_1_thread"]["p50_ms"] / ort_["warm_1_thread"]["p50_ms"],
+        "cold_start_litert_over_tf": lite["cold_start_s"] / tf_["cold_start_s"],
+        "cold_start_litert_over_ort": lite["cold_start_s"] / ort_["cold_start_s"],
+    }
+    return results
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        "# OncoServe benchmarks", "",
+        f"Machine: {report['machine']}. Generated by `make bench` on {report['date']}; absolute times vary "
+        "between machines, so compare the ratios. Cold start = new process → first answer (median of 5); warm = "
+        "single requests, batch 1. CPU bound = model FLOPs ÷ measured single-core peak "
+        f"({report['core_peak_gflops']:.1f} GFLOP/s float32 matmul).", "",
+    ]
+    for task, r in report["tasks"].items():
+        lines += [f"## {task}", "", f"Shipped: `{r['shipped']}`. FLOPs/inference: "
+                  f"{r['flops'] / 1e6:.1f} M → CPU bound ≈ {r['cpu_bound_ms']:.3f} ms on one core." if r["flops"] else
+                  f"Shipped: `{r['shipped']}`.", "",
+                  f"| engine | MB | cold start (s) | p50 / p95 / p99 ms, 1 thread | p50 / p95 / p99 ms, all threads | peak RSS (MB) | {r['metric']} |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, e in r["engines"].items():
+            one, every = e["warm_1_thread"], e["warm_all_threads"]
+            lines.append(f"| {name} | {e['bytes'] / 1e6:.2f} | {e['cold_start_s']:.2f} | "
+                         f"{one['p50_ms']:.2f} / {one['p95_ms']:.2f} / {one['p99_ms']:.2f} | "
+                         f"{every['p50_ms']:.2f} / {every['p95_ms']:.2f} / {every['p99_ms']:.2f} | "
+                         f"{e['peak_rss_mb']:.0f} | {e[r['metric']]:.4f} |")
+        q = r["ratios"]
+        lines += ["", f"Ratios (shipped LiteRT, 1 thread): warm p50 ÷ TF **{q['warm_p50_litert_over_tf']:.2f}**, "
+                  f"÷ ORT **{q['warm_p50_litert_over_ort']:.2f}**; cold start ÷ TF **{q['cold_start_litert_over_tf']:.2f}**, "
+                  f"÷ ORT **{q['cold_start_litert_over_ort']:.2f}**."]
+        f = r.get("function") or {}
+        if f:
+            lines.append(f"Function path (RIE + awslambdaric, `{f['event']}`): request p50 {f['request_p50_ms']:.1f} ms, "
+                         f"model p50 {f['model_p50_ms']:.2f} ms → handler overhead {f['handler_overhead_ms']:.1f} ms "
+                         f"({f['overhead_ratio']:.0%} of model time).")
+        if f.get("region_2048"):
+            g = f["region_2048"]
+            lines.append(f"Region 2048×2048: {g['seconds']:.2f} s for {g['tiles_scored']} tiles "
+                         f"({g['patches_per_s']:.0f} patches/s, {g['threads']} threads).")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("tasks", nargs="*", default=["histopathology", "brain", "skin", "leukemia", "breast_survival"])
+    args = parser.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    peak = core_peak_flops()
+    report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                         f"{platform.python_implementation()} {platform.python_version()}",
+              "date": time.strftime("%Y-%m-%d"), "core_peak_gflops": peak / 1e9, "tasks": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for task in args.tasks:
+            if not common.model_json_path(task).is_file():
+                print(f"skip {task}: no committed model", flush=True)
+                continue
+            report["tasks"][task] = bench_task(task, Path(tmp), peak)
+    (OUT / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    (common.REPO_ROOT / "BENCHMARKS.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()

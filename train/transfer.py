@@ -1,0 +1,198 @@
+"""Transfer learning with a selectable ImageNet backbone, shared by the brain and skin tasks.
+
+Frozen-feature training runs on a CPU: the backbone turns every image into its last convolutional
+feature map once (cached), and small *linear* heads are trained on the pooled features. Linear
+heads keep class-activation maps exact and gradient-free: the serving graph applies each head to
+every cell of the feature map, so global pooling of that map gives the logits and the positive
+class's map is the CAM (Zhou et al. 2016). The TFLite model therefore outputs what the
+explanation needs, and Lambda computes no gradients.
+
+Backbones: MobileNetV2 (ImageNet weights in ``../shared/weights``) by default; Xception, VGG16,
+EfficientNetB0, ResNet50 when their weights are given (a file path, or Keras' cache via
+``--weights imagenet``); ``--weights none`` trains from random features (useless, but runnable).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from train import common
+
+DEFAULT_WEIGHTS = {
+    "mobilenet_v2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+}
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    constructor: str  # keras.applications attribute
+    input_size: int
+    scaling: str  # in-graph: "tf" (x/127.5 - 1), "caffe" (BGR, ImageNet means), "none" (model scales itself)
+
+
+BACKBONES = {
+    "mobilenet_v2": BackboneSpec("MobileNetV2", 224, "tf"),
+    "xception": BackboneSpec("Xception", 299, "tf"),
+    "vgg16": BackboneSpec("VGG16", 224, "caffe"),
+    "resnet50": BackboneSpec("ResNet50", 224, "caffe"),
+    "efficientnet_b0": BackboneSpec("EfficientNetB0", 224, "none"),
+}
+
+
+def resolve_weights(name: str, weights: str | None) -> str | None:
+    """A weights argument for keras.applications: a file path, "imagenet" (Keras cache), or None."""
+    if weights is None:
+        weights = os.environ.get("ONCOSERVE_BACKBONE_WEIGHTS")
+    if weights in (None, "default"):
+        default = DEFAULT_WEIGHTS.get(name)
+        path = common.REPO_ROOT.parent / "shared" / "weights" / default if default else None
+        if path is None or not path.is_file():
+            raise FileNotFoundError(f"no default weights for {name}; pass --weights PATH, 'imagenet' or 'none'")
+        return str(path)
+    if weights == "none":
+        return None
+    if weights != "imagenet" and not Path(weights).is_file():
+        raise FileNotFoundError(f"weights file not found: {weights}")
+    return weights
+
+
+def build_feature_extractor(name: str, weights: str | None, *, colour_constancy: bool = False):
+    """Raw RGB 0..255 in → last convolutional feature map out (backbone frozen, inference mode).
+
+    ``colour_constancy``: Shades-of-Grey white balance (Finlayson & Trezzi 2004, Minkowski p = 6)
+    in-graph, a standard step for dermoscopy from different cameras and clinics (Barata et al. 2015).
+    """
+    import keras
+    from keras import layers, ops
+
+    spec = BACKBONES[name]
+
+    @keras.saving.register_keras_serializable(package="oncoserve")
+    class ShadesOfGrey(layers.Layer):
+        def __init__(self, power: float = 6.0, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.power = power
+
+        def call(self, x):
+            scaled = x / 255.0 + 1e-6
+            illuminant = ops.power(ops.mean(ops.power(scaled, self.power), axis=(1, 2), keepdims=True), 1.0 / self.power)
+            gain = ops.mean(illuminant, axis=-1, keepdims=True) / illuminant
+            return ops.clip(x * gain, 0.0, 255.0)
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "power": self.power}
+
+    @keras.saving.register_keras_serializable(package="oncoserve")
+    class BackbonePreprocess(layers.Layer):
+        """The backbone's own input scaling, in-graph (so serving sends 0..255 RGB)."""
+
+        def __init__(self, mode: str, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.mode = mode
+
+        def call(self, x):
+            if self.mode == "tf":
+                return x / 127.5 - 1.0
+            if self.mode == "caffe":
+                return ops.flip(x, axis=-1) - np.array([103.939, 116.779, 123.68], dtype="float32")
+            return x
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "mode": self.mode}
+
+    constructor = getattr(keras.applications, spec.constructor)
+    backbone = constructor(include_top=False, weights=resolve_weights(name, weights),
+                           input_shape=(spec.input_size, spec.input_size, 3))
+    backbone.trainable = False
+    inputs = keras.Input((spec.input_size, spec.input_size, 3), name="image")
+    x = ShadesOfGrey(name="shades_of_grey")(inputs) if colour_constancy else inputs
+    features = backbone(BackbonePreprocess(spec.scaling, name="backbone_preprocess")(x), training=False)
+    return keras.Model(inputs, features, name=f"{name}_features")
+
+
+def feature_maps(extractor, images: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
+    return np.asarray(extractor.predict(images.astype(np.float32), batch_size=batch_size, verbose=0))
+
+
+def pooled_features(task: str, tag: str, extractor, images: np.ndarray) -> np.ndarray:
+    """Global-average-pooled features, cached under build/<task>/ (tag names backbone + variant)."""
+    cache = common.build_dir(task) / f"features_{tag}.npy"
+    if cache.is_file():
+        cached = np.load(cache)
+        if len(cached) == len(images):
+            return cached
+    pooled = []
+    for start in range(0, len(images), 256):
+        pooled.append(feature_maps(extractor, images[start : start + 256]).mean(axis=(1, 2)))
+        print(f"  features {tag}: {min(start + 256, len(images))}/{len(images)}", flush=True)
+    pooled = np.concatenate(pooled)
+    np.save(cache, pooled)
+    return pooled
+
+
+def train_linear_head(features: np.ndarray, labels: np.ndarray, n_classes: int, *, val: tuple[np.ndarray, np.ndarray],
+                      l2: float, seed: int, epochs: int = 200, class_weighting: bool = True, name: str = "head"):
+    """Softmax regression in Keras on pooled features; early stopping on validation loss."""
+    import keras
+    from keras import layers
+
+    common.seed_everything(seed)
+    inputs = keras.Input((features.shape[1],))
+    outputs = layers.Dense(n_classes, activation="softmax", kernel_regularizer=keras.regularizers.l2(l2), name=name)(
+        layers.Dropout(0.2)(inputs))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    counts = np.bincount(labels, minlength=n_classes)
+    class_weight = ({i: len(labels) / (n_classes * max(counts[i], 1)) for i in range(n_classes)}
+                    if class_weighting else None)
+    model.fit(features, labels, validation_data=val, epochs=epochs, batch_size=128, class_weight=class_weight,
+              verbose=0, callbacks=[keras.callbacks.EarlyStopping(patience=15, restore_best_weights=True)])
+    return model.get_layer(name)
+
+
+def build_cam_model(extractor, heads: dict[str, Any]):
+    """Serving graph: features → every head applied per cell → pooled logits → softmax.
+
+    Outputs a dict: ``<head>`` probabilities for each head and ``<head>_cam`` logit maps for the
+    heads whose name is in ``cam_for``.
+    """
+    import keras
+    from keras import layers, ops
+
+    inputs = keras.Input(extractor.input_shape[1:], name="image")
+    feature_map = extractor(inputs)
+    outputs = {}
+    for name, head in heads.items():
+        dense = layers.Dense(head["dense"].units, name=f"{name}_logit_map")
+        logit_map = dense(feature_map)  # (batch, h, w, classes): a linear head per cell
+        dense.set_weights(head["dense"].get_weights())
+        outputs[name] = layers.Softmax(name=name)(ops.mean(logit_map, axis=(1, 2)))
+        if head.get("cam_class") is not None:
+            outputs[f"{name}_cam"] = layers.Identity(name=f"{name}_cam")(logit_map[..., head["cam_class"]])
+    return keras.Model(inputs, outputs, name="transfer_cam")
+
+
+def plot_cam_examples(task: str, images: np.ndarray, cams: np.ndarray, titles: list[str]) -> str:
+    """One row of images with their normalised CAMs overlaid, as the function would explain them."""
+    from PIL import Image
+
+    from oncoserve_runtime import normalise_cam
+
+    plt = common._pyplot()
+    fig, axes = plt.subplots(1, len(images), figsize=(3 * len(images), 3.2))
+    for ax, image, cam, title in zip(axes, images, cams, titles):
+        heat = np.asarray(Image.fromarray(normalise_cam(cam).astype(np.float32), mode="F")
+                          .resize(image.shape[:2][::-1], Image.BILINEAR))
+        ax.imshow(image.astype(np.uint8))
+        ax.imshow(heat, cmap="jet", alpha=0.4, vmin=0, vmax=1)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(common.plots_dir(task) / "cam_examples.png", dpi=90)
+    plt.close(fig)
+    return "plots/cam_examples.png"
