@@ -72,7 +72,7 @@ def predict_region(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
         },
         "tiles": {"scored": len(p), "idc_positive": positive, "background": grid.background, "edge_slivers": grid.slivers},
         "idc_area_fraction": positive / len(p) if len(p) else 0.0,
-        "heatmap_png": overlay_png_base64(image, heat),
+        "heatmap_png": overlay_png_base64(image, heat, max_side=768),
         "elapsed_ms": round((time.perf_counter() - started) * 1000.0, 1),
     }
 
