@@ -335,15 +335,17 @@ correctly for {m['test_modality']['accuracy']:.1%} of test images.
 full serving path after nuisance changes on {r['n']} test images: a strong colour tint — agreement
 {r['agreement_colour_tint']:.3f}; a 3x downscale — {r['agreement_downscale_3x']:.3f}; padding to a wide
 canvas — {r['agreement_pad_to_wide']:.3f}. (A 3x downscale and a wide pad also remove or distort
-detail, so some flips are expected; colour alone should flip almost nothing.)
+detail, so some flips are expected; the greyscale input removes hue, but a tint still shifts grey
+levels, which moves borderline cases.)
 
 Where the tumour evidence sits — share of positive CAM mass on the outer ring of the 7x7 grid
 (≈ 49% of the image; scanners burn text into corners and edges): CT tumour
 {r['border_cam_share_ct_tumor']:.2f}, CT healthy {r['border_cam_share_ct_healthy']:.2f}, MRI tumour
-{r['border_cam_share_mri_tumor']:.2f}, MRI healthy {r['border_cam_share_mri_healthy']:.2f}. The CT examples
-below show that part of the CT evidence sits on burned-in text and the skull edge: the source
-shortcut that PROVENANCE.md warns of is **not** fully removed by greyscale and resizing. Treat CT
-figures as an upper bound.
+{r['border_cam_share_mri_tumor']:.2f}, MRI healthy {r['border_cam_share_mri_healthy']:.2f}. On tumour images
+the evidence is not edge-dominated (CT about the ring's area share, MRI mostly central), so the
+model does not, on average, read the burned-in text; individual CT examples below still show
+evidence on text or the skull edge, and with no patient ids and source-confounded CT classes
+(PROVENANCE.md) a shortcut cannot be ruled out. Treat the CT figures as optimistic.
 
 Conversion ({metadata['conversion']['rule']}):
 
