@@ -31,8 +31,8 @@ def load(engine: str, model: str, threads: int | None):
         if threads:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(1)
-        serve = tf.saved_model.load(model).serve
-        return lambda x: serve(tf.constant(x))
+        loaded = tf.saved_model.load(model)  # keep a reference: its variables die with it
+        return lambda x: loaded.serve(tf.constant(x))
     if engine == "onnxruntime":
         import onnxruntime as ort
 
@@ -66,8 +66,21 @@ def main() -> None:
             latencies.append((time.perf_counter() - started) * 1000.0)
         p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
         result.update(p50_ms=float(p50), p95_ms=float(p95), p99_ms=float(p99), requests=count)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since exec (VmHWM). ru_maxrss would also count the
+    parent's pages the child held between fork and exec."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 if __name__ == "__main__":

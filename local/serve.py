@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"API key (generated; set API_KEY to choose one): {api_key}")
     print(f"try: curl -s -X POST http://127.0.0.1:{args.port}/leukemia/predict -H 'x-api-key: <key>' "
-          "-d @events/generated/leukemia/body_ok_all.json")
+          "-H 'Content-Type: application/json' -d @events/generated/leukemia/ok_aml.body.json")
     sys.stdout.flush()
 
     stop = threading.Event()

@@ -5,7 +5,6 @@ Handlers import from the package root only::
     from oncoserve_runtime import ModelHandle, Route, build_lambda_handler
 """
 
-from .explain import cam_overlay, normalise_cam
 from .errors import (
     ApiError,
     BadRequestError,
@@ -17,6 +16,7 @@ from .errors import (
     UnsupportedMediaTypeError,
     UpstreamFetchError,
 )
+from .explain import cam_overlay, normalise_cam
 from .fetch import fetch_url, is_public_address, plan_fetch
 from .handler import Route, build_lambda_handler
 from .heatmaps import colour_ramp, overlay_png_base64

@@ -42,5 +42,5 @@ def overlay_png_base64(image: Image.Image, heat: np.ndarray, *, max_side: int = 
     colours = colour_ramp(values).astype(np.float64)
     blended = np.where(mask[..., None], (1 - alpha) * base + alpha * colours, base)
     buffer = io.BytesIO()
-    Image.fromarray(blended.round().astype(np.uint8)).save(buffer, format="PNG", optimize=True)
+    Image.fromarray(blended.round().astype(np.uint8)).save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
