@@ -10,6 +10,14 @@ from typing import Any
 from local.events import json_event
 
 
+def split_rows(shared_data: Path, task: str, split: str = "test"):
+    """The manifest rows of one split of ``task`` (a pandas DataFrame)."""
+    import pandas as pd
+
+    manifest = pd.read_csv(shared_data / task / "manifest.csv")
+    return manifest[manifest["split"] == split]
+
+
 def post_file(app: Any, route: str, path: Path, context: Any, **extra: Any) -> tuple[int, dict[str, Any]]:
     """Send one image file, base64-encoded as a client would, through ``app.lambda_handler``."""
     body = {"image": base64.b64encode(path.read_bytes()).decode("ascii"), **extra}

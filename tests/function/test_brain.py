@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from conftest import load_function_app
-from image_helpers import close_counts, confusion, post_file
+from image_helpers import close_counts, confusion, post_file, split_rows
 
 ROUTE = "/brain/predict"
 
@@ -18,10 +18,7 @@ def app():
 
 @pytest.fixture(scope="module")
 def test_rows(shared_data):
-    import pandas as pd
-
-    manifest = pd.read_csv(shared_data / "brain" / "manifest.csv")
-    return manifest[manifest["split"] == "test"]
+    return split_rows(shared_data, "brain")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import load_function_app
-from image_helpers import close_counts, confusion, post_file
+from image_helpers import close_counts, confusion, post_file, split_rows
 from local.events import json_event
 
 
@@ -22,10 +22,7 @@ def app():
 
 @pytest.fixture(scope="module")
 def test_rows(shared_data):
-    import pandas as pd
-
-    manifest = pd.read_csv(shared_data / "histopathology" / "manifest.csv")
-    return manifest[manifest["split"] == "test"]
+    return split_rows(shared_data, "histopathology")
 
 
 def test_test_patches_reproduce_the_reported_figures(app, test_rows, shared_data):

@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from conftest import load_function_app
-from image_helpers import close_counts, confusion, post_file
+from image_helpers import close_counts, confusion, post_file, split_rows
 
 ROUTE = "/skin/predict"
 
@@ -18,12 +18,9 @@ def app():
 
 @pytest.fixture(scope="module")
 def scored(app, shared_data):
-    import pandas as pd
-
     from conftest import FakeLambdaContext
 
-    manifest = pd.read_csv(shared_data / "skin" / "manifest.csv")
-    rows = manifest[manifest["split"] == "test"]
+    rows = split_rows(shared_data, "skin")
     answers = []
     for row in rows.itertuples():
         status, body = post_file(app, ROUTE, shared_data / "skin" / row.path, FakeLambdaContext())
