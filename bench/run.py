@@ -199,6 +199,38 @@ def core_peak_flops() -> float:
 # The function path: handler overhead under the emulator, histopathology region
 # ------------------------------------------------------------------------------------------------
 
+def stage_breakdown(task: str, event: dict[str, Any]) -> dict[str, float] | None:
+    """In-process median ms of each request stage for an image event: where the overhead goes."""
+    body = json.loads(event["body"])
+    if "image" not in body:
+        return None
+    from oncoserve_runtime import ImagePreprocessing, ModelBundle, decode_image, parse_json_body
+    from oncoserve_runtime.inputs import _decode_base64_image
+
+    model = ModelBundle(common.function_dir(task) / "model", num_threads=1)
+    preprocessing = ImagePreprocessing.for_model(model)
+    stages = {
+        "parse_json": lambda: parse_json_body(event),
+        "base64_decode": lambda: _decode_base64_image(body["image"]),
+        "image_decode": lambda: decode_image(_decode_base64_image(body["image"])),
+    }
+    image = decode_image(_decode_base64_image(body["image"]))
+    stages["resize_and_scale"] = lambda: preprocessing.to_array(image)
+    batch = preprocessing.to_array(image)
+    stages["model"] = lambda: model.run(batch)
+    timings = {}
+    for name, stage in stages.items():
+        stage()
+        runs = []
+        for _ in range(30):
+            started = time.perf_counter()
+            stage()
+            runs.append((time.perf_counter() - started) * 1000.0)
+        timings[name] = float(np.median(runs))
+    timings["image_decode"] -= timings["base64_decode"]  # decode_image ran on freshly decoded bytes
+    return timings
+
+
 def function_path(task: str, model_p50_ms: float) -> dict[str, Any]:
     from local.emulator import EmulatedFunction
     from local.events import EVENTS_DIR
@@ -210,7 +242,7 @@ def function_path(task: str, model_p50_ms: float) -> dict[str, Any]:
     if not ok_events:
         return {}
     event = json.loads(ok_events[0].read_text())
-    result: dict[str, Any] = {"event": ok_events[0].name}
+    result: dict[str, Any] = {"event": ok_events[0].name, "stages_ms": stage_breakdown(task, event)}
     # One thread: Lambda gives ~1 vCPU at the 1,769-2,048 MB these functions get.
     with EmulatedFunction(spec, 9700, env={"ONCOSERVE_NUM_THREADS": "1"}) as function:
         for _ in range(3):
@@ -316,6 +348,9 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"Function path (RIE + awslambdaric, 1 thread, `{f['event']}`): request p50 {f['request_p50_ms']:.1f} ms, "
                          f"model p50 {f['model_p50_ms']:.2f} ms → handler overhead {f['handler_overhead_ms']:.1f} ms "
                          f"({f['overhead_ratio']:.0%} of model time).")
+        if f.get("stages_ms"):
+            lines.append("In-process stages (median ms, 1 thread): " + ", ".join(
+                f"{name.replace('_', ' ')} {ms:.2f}" for name, ms in f["stages_ms"].items()) + ".")
         if f.get("region_2048"):
             g = f["region_2048"]
             lines.append(f"Region 2048×2048: {g['seconds']:.2f} s for {g['tiles_scored']} tiles "
