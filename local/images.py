@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .emulator import INVOKE_PATH, invoke_url
-from .replay import event_cases, replay_function
+from .replay import replay_function
 from .template import REPO_ROOT, FunctionSpec, function_specs
 
 LAMBDA_BASE_TOOLS = Path(os.environ.get("ONCOSERVE_LAMBDA_BASE_TOOLS", REPO_ROOT.parent / "shared" / "tools" / "lambda-base"))

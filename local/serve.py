@@ -10,7 +10,6 @@ import secrets
 import signal
 import sys
 import threading
-from pathlib import Path
 
 from .emulator import EmulatedFunction
 from .gateway import Gateway

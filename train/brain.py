@@ -228,7 +228,6 @@ def robustness_checks(content: bytes, data, test: np.ndarray, thresholds, seed: 
     manifest = data["manifest"]
     root = common.task_data_dir(TASK)
     rows = np.random.default_rng(seed).permutation(np.flatnonzero(test))[:120]
-    size = data["preprocessing"].size
 
     def label(images: list[Image.Image], modality: np.ndarray) -> np.ndarray:
         batch = np.stack([data["preprocessing"].to_array(to_grey_rgb(img))[0] for img in images])
@@ -259,7 +258,6 @@ def robustness_checks(content: bytes, data, test: np.ndarray, thresholds, seed: 
         result[f"agreement_{name}"] = float((label([change(img) for img in originals], modality) == base).mean())
     result.update(border_cam_share(content, data, test))
     print(f"robustness: {result}", flush=True)
-    _ = size
     return result
 
 

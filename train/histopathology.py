@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         return write_card(common.read_model_json(TASK))
     started = time.time()
     splits = load_splits(args.limit)
-    for name, (x, y, patients) in splits.items():
+    for name, (_, y, patients) in splits.items():
         print(f"{name}: {len(y)} patches, {len(np.unique(patients))} patients, {y.mean():.1%} IDC", flush=True)
 
     trained = {}

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from oncoserve_runtime import ImagePreprocessing, colour_ramp, overlay_png_base64
