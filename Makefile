@@ -12,7 +12,7 @@ LAMBDA_BASE := ../shared/tools/lambda-base
 export ONCOSERVE_DATA_ROOT ?= $(abspath ../shared/data)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup serve test test-fast replay events lint-template train-leukemia train-breast-survival train-histopathology train-brain train-skin train-all bench wheels images images-test images-clean clean
+.PHONY: help setup serve test test-fast replay events lint-template train-leukemia train-breast-survival train-histopathology experiment-histopathology train-brain train-skin train-all bench wheels images images-test images-clean clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -67,8 +67,11 @@ train-breast-survival: $(VENV)/.installed ## survival groups: K-Means vs Cox, ch
 train-histopathology: $(VENV)/.installed ## CancerNet and two stain-robust variants, chosen on val (~35 min CPU)
 	$(PY) -m train.histopathology
 
-train-brain: $(VENV)/.installed ## frozen MobileNetV2 + linear heads, CAM (~8 min CPU; BACKBONE=xception WEIGHTS=path)
-	$(PY) -m train.brain --backbone $(or $(BACKBONE),mobilenet_v2) $(if $(WEIGHTS),--weights $(WEIGHTS))
+experiment-histopathology: $(VENV)/.installed ## MobileNetV2 on upscaled patches vs CancerNet, validation only (~8 min CPU)
+	$(PY) -m train.histopathology_transfer
+
+train-brain: $(VENV)/.installed ## frozen MobileNetV2 + linear heads, CAM (~8 min CPU; BACKBONE=xception WEIGHTS=path FINE_TUNE_EPOCHS=15)
+	$(PY) -m train.brain --backbone $(or $(BACKBONE),mobilenet_v2) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS))
 
 train-skin: $(VENV)/.installed ## frozen MobileNetV2 + colour constancy + linear head, CAM (~15 min CPU; BACKBONE=vgg16 WEIGHTS=path)
 	$(PY) -m train.skin --backbone $(or $(BACKBONE),mobilenet_v2) $(if $(WEIGHTS),--weights $(WEIGHTS))

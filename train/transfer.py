@@ -7,6 +7,12 @@ every cell of the feature map, so global pooling of that map gives the logits an
 class's map is the CAM (Zhou et al. 2016). The TFLite model therefore outputs what the
 explanation needs, and Lambda computes no gradients.
 
+Top-block fine-tuning also runs on a CPU: the backbone is cut before its last stage
+(``BackboneSpec.fine_tune_from``), the lower part's maps are cached once (original and mirrored
+training images), and only the last stage is trained on them — batch norm frozen, a small learning
+rate, early stopping on validation loss. The fine-tuned layers are the backbone's own, so the
+serving graph and its exact CAMs are unchanged.
+
 Backbones: MobileNetV2 (ImageNet weights in ``../shared/weights``) by default; Xception, VGG16,
 EfficientNetB0, ResNet50 when their weights are given (a file path, or Keras' cache via
 ``--weights imagenet``); ``--weights none`` trains from random features (useless, but runnable).
@@ -33,14 +39,15 @@ class BackboneSpec:
     constructor: str  # keras.applications attribute
     input_size: int
     scaling: str  # in-graph: "tf" (x/127.5 - 1), "caffe" (BGR, ImageNet means), "none" (model scales itself)
+    fine_tune_from: str  # first layer of the last stage: CPU fine-tuning trains from its input onwards
 
 
 BACKBONES = {
-    "mobilenet_v2": BackboneSpec("MobileNetV2", 224, "tf"),
-    "xception": BackboneSpec("Xception", 299, "tf"),
-    "vgg16": BackboneSpec("VGG16", 224, "caffe"),
-    "resnet50": BackboneSpec("ResNet50", 224, "caffe"),
-    "efficientnet_b0": BackboneSpec("EfficientNetB0", 224, "none"),
+    "mobilenet_v2": BackboneSpec("MobileNetV2", 224, "tf", "block_14_expand"),  # blocks 14-16 + Conv_1 (7x7)
+    "xception": BackboneSpec("Xception", 299, "tf", "block14_sepconv1"),
+    "vgg16": BackboneSpec("VGG16", 224, "caffe", "block5_conv1"),
+    "resnet50": BackboneSpec("ResNet50", 224, "caffe", "conv5_block1_1_conv"),
+    "efficientnet_b0": BackboneSpec("EfficientNetB0", 224, "none", "block7a_expand_conv"),
 }
 
 
@@ -61,8 +68,12 @@ def resolve_weights(name: str, weights: str | None) -> str | None:
     return weights
 
 
-def build_feature_extractor(name: str, weights: str | None, *, colour_constancy: bool = False):
+def build_feature_extractor(name: str, weights: str | None, *, colour_constancy: bool = False,
+                            input_size: int | None = None, source_size: int | None = None):
     """Raw RGB 0..255 in → last convolutional feature map out (backbone frozen, inference mode).
+
+    ``input_size`` runs the backbone at another square size than its default; ``source_size``
+    makes the model take smaller images and upscale them in-graph (bilinear), e.g. 50 px patches.
 
     ``colour_constancy``: Shades-of-Grey white balance (Finlayson & Trezzi 2004, Minkowski p = 6)
     in-graph, a standard step for dermoscopy from different cameras and clinics (Barata et al. 2015).
@@ -105,14 +116,109 @@ def build_feature_extractor(name: str, weights: str | None, *, colour_constancy:
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "mode": self.mode}
 
+    size = input_size or spec.input_size
     constructor = getattr(keras.applications, spec.constructor)
-    backbone = constructor(include_top=False, weights=resolve_weights(name, weights),
-                           input_shape=(spec.input_size, spec.input_size, 3))
+    backbone = constructor(include_top=False, weights=resolve_weights(name, weights), input_shape=(size, size, 3))
     backbone.trainable = False
-    inputs = keras.Input((spec.input_size, spec.input_size, 3), name="image")
-    x = ShadesOfGrey(name="shades_of_grey")(inputs) if colour_constancy else inputs
+    inputs = keras.Input((source_size or size, source_size or size, 3), name="image")
+    x = layers.Resizing(size, size, interpolation="bilinear", name="upscale")(inputs) if source_size else inputs
+    x = ShadesOfGrey(name="shades_of_grey")(x) if colour_constancy else x
     features = backbone(BackbonePreprocess(spec.scaling, name="backbone_preprocess")(x), training=False)
     return keras.Model(inputs, features, name=f"{name}_features")
+
+
+def backbone_of(extractor):
+    import keras
+
+    return next(layer for layer in extractor.layers if isinstance(layer, keras.Model))
+
+
+def split_extractor(extractor, name: str):
+    """(lower, upper): image 0..255 → map before the last stage; that map → last conv map.
+
+    Both share the extractor's layers, so training ``upper`` fine-tunes the extractor itself."""
+    import keras
+
+    backbone = backbone_of(extractor)
+    cut = backbone.get_layer(BACKBONES[name].fine_tune_from).input
+    lower_backbone = keras.Model(backbone.input, cut)
+    preprocessed = extractor.get_layer("backbone_preprocess").output
+    lower = keras.Model(extractor.input, lower_backbone(preprocessed), name=f"{name}_lower")
+    upper = keras.Model(cut, backbone.output, name=f"{name}_upper")
+    return lower, upper
+
+
+def cached_maps(task: str, tag: str, model, images: np.ndarray) -> np.ndarray:
+    """``model`` applied to all images in chunks, cached as float16 under build/<task>/ (maps are big)."""
+    cache = common.build_dir(task) / f"maps_{tag}.npy"
+    if cache.is_file():
+        cached = np.load(cache)
+        if len(cached) == len(images):
+            return cached
+    maps = []
+    for start in range(0, len(images), 256):
+        maps.append(feature_maps(model, images[start : start + 256]).astype(np.float16))
+        print(f"  maps {tag}: {min(start + 256, len(images))}/{len(images)}", flush=True)
+    maps = np.concatenate(maps)
+    np.save(cache, maps)
+    return maps
+
+
+def pooled_from_maps(upper, maps: np.ndarray) -> np.ndarray:
+    return np.concatenate([feature_maps(upper, maps[start : start + 256]).mean(axis=(1, 2))
+                           for start in range(0, len(maps), 256)])
+
+
+def fine_tune_top(extractor, upper, maps: np.ndarray, targets: dict[str, np.ndarray],
+                  val: tuple[np.ndarray, dict[str, np.ndarray]], *, learning_rate: float, epochs: int, seed: int,
+                  patience: int = 3) -> dict[str, Any]:
+    """Train ``upper`` (the backbone's last stage) with temporary softmax heads, one per target.
+
+    Targets are class indices; -1 means "no label for this head" (e.g. untyped tumours) and is
+    ignored by that head's loss. Batch norm stays frozen (statistics from ImageNet; small batches
+    would wreck them). Early stopping on the summed validation loss restores the best epoch.
+    Returns the history (per-epoch losses) for the model card.
+    """
+    import keras
+    from keras import layers
+
+    common.seed_everything(seed)
+    backbone = backbone_of(extractor)
+    backbone.trainable = True
+    for layer in backbone.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.trainable = False
+    inputs = keras.Input(maps.shape[1:])
+    pooled = layers.Dropout(0.2)(layers.GlobalAveragePooling2D()(upper(inputs)))
+    outputs = {name: layers.Dense(int(y.max()) + 1, activation="softmax", name=name)(pooled)
+               for name, y in targets.items()}
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss={name: keras.losses.SparseCategoricalCrossentropy(ignore_class=-1) for name in targets})
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    print(f"  fine-tuning {trainable:,} weights on {len(maps):,} maps", flush=True)
+    history = model.fit(maps, targets, validation_data=val, epochs=epochs, batch_size=32, verbose=2,
+                        callbacks=[keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)])
+    backbone.trainable = False
+    losses = history.history
+    return {"epochs_run": len(losses["loss"]), "best_epoch": int(np.argmin(losses["val_loss"])) + 1,
+            "learning_rate": learning_rate, "trainable_weights": trainable,
+            "loss": [round(float(v), 4) for v in losses["loss"]],
+            "val_loss": [round(float(v), 4) for v in losses["val_loss"]]}
+
+
+def fine_tuning_text(fine_tuning: dict[str, Any] | str) -> str:
+    """One model-card paragraph from the summary ``fine_tune_top`` returned (plus what the task added)."""
+    if isinstance(fine_tuning, str):  # model.json written before CPU fine-tuning existed
+        return f"Fine-tuning: {fine_tuning}."
+    if not fine_tuning.get("run"):
+        return "Fine-tuning: not run (frozen backbone, `--fine-tune-epochs 0`)."
+    shipped = "" if fine_tuning.get("shipped", True) else " It did not win on validation, so the shipped model is frozen."
+    return (f"Fine-tuning (CPU): the backbone's last stage, from `{fine_tuning['from_layer']}` on "
+            f"({fine_tuning['trainable_weights']:,} weights), trained on cached maps of augmented training images with "
+            f"batch norm frozen, learning rate {fine_tuning['learning_rate']:g}; best validation loss at epoch "
+            f"{fine_tuning['best_epoch']} of {fine_tuning['epochs_run']} (early stopping). Linear heads were then "
+            f"refitted on the tuned features, so the CAMs stay exact.{shipped}")
 
 
 def feature_maps(extractor, images: np.ndarray, *, batch_size: int = 32) -> np.ndarray:

@@ -55,3 +55,31 @@ def test_parity_failure_is_loud():
     model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
     with pytest.raises(ParityError):
         convert_model(model, np.ones((4, 3), np.float32), float_bound=-1.0)
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "resnet50"])  # resnet50: a shortcut crosses the cut
+def test_backbone_split_is_exact_and_fine_tuning_trains_the_serving_layers(backbone):
+    import keras
+
+    from train import transfer
+
+    extractor = transfer.build_feature_extractor(backbone, "none")
+    lower, upper = transfer.split_extractor(extractor, backbone)
+    size = transfer.BACKBONES[backbone].input_size
+    images = np.random.default_rng(0).uniform(0, 255, (4, size, size, 3)).astype(np.float32)
+    maps = np.asarray(lower(images))
+    assert np.allclose(np.asarray(upper(maps)), np.asarray(extractor(images)), atol=1e-5)
+
+    backbone_model = transfer.backbone_of(extractor)
+    norms = [layer for layer in upper.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    before_norm = [w.copy() for w in norms[-1].get_weights()]
+    convs = [layer for layer in upper.layers if isinstance(layer, keras.layers.Conv2D)]
+    before_conv = convs[-1].get_weights()[0].copy()
+    targets = {"a": np.array([0, 1, 0, 1]), "b": np.array([-1, 2, 0, -1])}  # -1: no label for head b
+    summary = transfer.fine_tune_top(extractor, upper, maps, targets, (maps, targets), learning_rate=1e-3,
+                                     epochs=1, seed=0)
+    assert summary["epochs_run"] == 1 and summary["trainable_weights"] > 0
+    assert convs[-1] is backbone_model.get_layer(convs[-1].name)  # upper shares the serving layers …
+    assert not np.array_equal(before_conv, convs[-1].get_weights()[0])  # … and training changed them
+    assert all(np.array_equal(a, b) for a, b in zip(before_norm, norms[-1].get_weights()))  # BN frozen
+    assert not backbone_model.trainable
