@@ -149,19 +149,9 @@ def split_extractor(extractor, name: str):
 
 
 def cached_maps(task: str, tag: str, model, images: np.ndarray) -> np.ndarray:
-    """``model`` applied to all images in chunks, cached as float16 under build/<task>/ (maps are big)."""
-    cache = common.build_dir(task) / f"maps_{tag}.npy"
-    if cache.is_file():
-        cached = np.load(cache)
-        if len(cached) == len(images):
-            return cached
-    maps = []
-    for start in range(0, len(images), 256):
-        maps.append(feature_maps(model, images[start : start + 256]).astype(np.float16))
-        print(f"  maps {tag}: {min(start + 256, len(images))}/{len(images)}", flush=True)
-    maps = np.concatenate(maps)
-    np.save(cache, maps)
-    return maps
+    """``model`` applied to all images, cached as float16 under build/<task>/ (maps are big)."""
+    return cached_in_chunks(common.build_dir(task) / f"maps_{tag}.npy", images,
+                            lambda chunk: feature_maps(model, chunk).astype(np.float16), f"maps {tag}")
 
 
 def pooled_from_maps(upper, maps: np.ndarray) -> np.ndarray:
@@ -227,18 +217,23 @@ def feature_maps(extractor, images: np.ndarray, *, batch_size: int = 32) -> np.n
 
 def pooled_features(task: str, tag: str, extractor, images: np.ndarray) -> np.ndarray:
     """Global-average-pooled features, cached under build/<task>/ (tag names backbone + variant)."""
-    cache = common.build_dir(task) / f"features_{tag}.npy"
+    return cached_in_chunks(common.build_dir(task) / f"features_{tag}.npy", images,
+                            lambda chunk: feature_maps(extractor, chunk).mean(axis=(1, 2)), f"features {tag}")
+
+
+def cached_in_chunks(cache: Path, images: np.ndarray, compute, label: str) -> np.ndarray:
+    """``compute`` over 256-image chunks with progress, saved to ``cache`` (reused while the count matches)."""
     if cache.is_file():
         cached = np.load(cache)
         if len(cached) == len(images):
             return cached
-    pooled = []
+    chunks = []
     for start in range(0, len(images), 256):
-        pooled.append(feature_maps(extractor, images[start : start + 256]).mean(axis=(1, 2)))
-        print(f"  features {tag}: {min(start + 256, len(images))}/{len(images)}", flush=True)
-    pooled = np.concatenate(pooled)
-    np.save(cache, pooled)
-    return pooled
+        chunks.append(compute(images[start : start + 256]))
+        print(f"  {label}: {min(start + 256, len(images))}/{len(images)}", flush=True)
+    result = np.concatenate(chunks)
+    np.save(cache, result)
+    return result
 
 
 def train_linear_head(features: np.ndarray, labels: np.ndarray, n_classes: int, *, val: tuple[np.ndarray, np.ndarray],
