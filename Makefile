@@ -60,8 +60,8 @@ lint-template: $(VENV_SAM)/.installed ## sam validate --lint
 train-leukemia: $(VENV)/.installed ## train, convert and evaluate the leukemia model (~6 min CPU)
 	$(PY) -m train.leukemia
 
-train-breast-survival: $(VENV)/.installed ## survival groups: K-Means vs Cox, chosen on val (~2 min)
-	$(PY) -m pip install --quiet -r requirements/survival-check.txt  # GPL method-check sets, dev only
+train-breast-survival: $(VENV)/.installed ## survival groups: K-Means vs ridge / elastic-net Cox, chosen on val (~1 min)
+	$(PY) -m pip install --quiet -r requirements/survival-check.txt  # elastic-net Cox + method-check sets (GPL, training only)
 	$(PY) -m train.breast_survival
 
 train-histopathology: $(VENV)/.installed ## CancerNet and two stain-robust variants, chosen on val (~35 min CPU)
