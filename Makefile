@@ -17,7 +17,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements/dev.txt functions/requirements.txt functions/requirements-tracing.txt
+$(VENV)/.installed: requirements/dev.txt requirements/survival-check.txt functions/requirements.txt functions/requirements-tracing.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt
@@ -61,7 +61,6 @@ train-leukemia: $(VENV)/.installed ## train, convert and evaluate the leukemia m
 	$(PY) -m train.leukemia
 
 train-breast-survival: $(VENV)/.installed ## survival groups: K-Means vs ridge / elastic-net Cox, chosen on val (~1 min)
-	$(PY) -m pip install --quiet -r requirements/survival-check.txt  # elastic-net Cox + method-check sets (GPL, training only)
 	$(PY) -m train.breast_survival
 
 train-histopathology: $(VENV)/.installed ## CancerNet and two stain-robust variants, chosen on val (~35 min CPU)

@@ -48,6 +48,28 @@ def test_survival_group_graph_matches_numpy(method):
     assert (tflite.argmax(1) == model.groups(expression)).all()
 
 
+def test_elastic_net_cox_finds_the_informative_genes_and_orders_groups_by_risk():
+    from lifelines.utils import concordance_index
+
+    from train import breast_survival as bs
+
+    rng = np.random.default_rng(2)
+    n, genes = 300, 40
+    expression = rng.normal(size=(n, genes))
+    risk = 1.2 * expression[:, 0] - 1.2 * expression[:, 1]
+    months = rng.exponential(100 * np.exp(-risk))
+    events = (rng.random(n) < 0.8).astype(int)
+    data = bs.Metabric([f"g{i}" for i in range(genes)], expression, months, events, events, np.array(["train"] * n))
+    model = bs.fit_coxnet(data, "overall", l1_ratio=0.5, seed=0)
+    weights = model.projection[:, 0]
+    assert weights[0] > 0 > weights[1], "risk rises with g0 and falls with g1"
+    assert np.abs(weights[:2]).min() > np.abs(weights[2:]).max(), "the informative genes carry the largest weights"
+    assert model.params["genes_used"] < genes, "the L1 part drops uninformative genes"
+    groups = model.groups(expression)
+    assert sorted(np.bincount(groups, minlength=4)) == pytest.approx([n / 4] * 4, abs=2)  # quartile bands
+    assert concordance_index(months, -groups, events) > 0.7
+
+
 def test_parity_failure_is_loud():
     import keras
 
