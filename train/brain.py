@@ -78,7 +78,13 @@ def main(argv: list[str] | None = None) -> None:
     train, val, test = (split == "train"), (split == "val"), (split == "test")
     extractor = transfer.build_feature_extractor(args.backbone, args.weights)
     if args.fine_tune_epochs:
-        features, fine_tuning = fine_tune(extractor, data, args)
+        # All three targets at once; untyped tumours and the type head: label -1, ignored.
+        tuned = transfer.fine_tune_last_stage(
+            TASK, f"{args.backbone}_grey", extractor, args.backbone, data["images"], split,
+            {"tumor": data["tumor"], "modality": data["modality"], "tumor_type": data["type"]},
+            augmentations=transfer.MIRRORED, learning_rate=args.learning_rate, epochs=args.fine_tune_epochs,
+            seed=args.seed)
+        features, fine_tuning = tuned.pooled, tuned.summary
     else:
         features = transfer.pooled_features(TASK, f"{args.backbone}_grey", extractor, data["images"])
         fine_tuning = {"run": False}
@@ -217,28 +223,6 @@ def main(argv: list[str] | None = None) -> None:
     }
     write_card(common.write_model_json(TASK, metadata))
     print(f"done in {time.time() - started:.0f} s", flush=True)
-
-
-def fine_tune(extractor, data: dict[str, Any], args) -> tuple[np.ndarray, dict[str, Any]]:
-    """Fine-tune the backbone's last stage on all three targets at once (untyped tumours and the
-    type head: label -1, ignored), on original + mirrored training images; return pooled features of
-    every image from the fine-tuned backbone, and a summary for model.json."""
-    lower, upper = transfer.split_extractor(extractor, args.backbone)
-    tag = f"{args.backbone}_grey_{transfer.BACKBONES[args.backbone].fine_tune_from}"
-    maps = transfer.cached_maps(TASK, tag, lower, data["images"])
-    train, val = data["split"] == "train", data["split"] == "val"
-    mirrored = transfer.cached_maps(TASK, tag + "_mirrored_train", lower, data["images"][train][:, :, ::-1])
-    targets = {"tumor": data["tumor"], "modality": data["modality"], "tumor_type": data["type"]}
-    summary = transfer.fine_tune_top(
-        extractor, upper, np.concatenate([maps[train], mirrored]).astype(np.float32),
-        {k: np.concatenate([y[train]] * 2) for k, y in targets.items()},
-        (maps[val].astype(np.float32), {k: y[val] for k, y in targets.items()}),
-        learning_rate=args.learning_rate, epochs=args.fine_tune_epochs, seed=args.seed)
-    stage = transfer.BACKBONES[args.backbone].fine_tune_from
-    return transfer.pooled_from_maps(upper, maps), {
-        "run": True, **summary, "from_layer": stage, "augmentation": "left-right mirrored training images",
-        "rule": "last stage trained on cached maps (batch norm frozen), early stopping on validation loss",
-    }
 
 
 def both_modalities(ct: dict[str, Any], mri: dict[str, Any]) -> dict[str, Any]:

@@ -10,8 +10,8 @@ explanation needs, and Lambda computes no gradients.
 Top-block fine-tuning also runs on a CPU: the backbone is cut before its last stage
 (``BackboneSpec.fine_tune_from``), the lower part's maps are cached once (original and mirrored
 training images), and only the last stage is trained on them — batch norm frozen, a small learning
-rate, early stopping on validation loss. The fine-tuned layers are the backbone's own, so the
-serving graph and its exact CAMs are unchanged.
+rate, early stopping on validation loss (``fine_tune_last_stage``). The fine-tuned layers are the
+backbone's own, so the serving graph and its exact CAMs are unchanged.
 
 Backbones: MobileNetV2 (ImageNet weights in ``../shared/weights``) by default; Xception, VGG16,
 EfficientNetB0, ResNet50 when their weights are given (a file path, or Keras' cache via
@@ -197,17 +197,59 @@ def fine_tune_top(extractor, upper, maps: np.ndarray, targets: dict[str, np.ndar
             "val_loss": [round(float(v), 4) for v in losses["val_loss"]]}
 
 
+# Augmentations for fine-tuning, applied to (N, H, W, 3) arrays before the lower part's maps are cached.
+MIRRORED = {"mirrored": lambda images: images[:, :, ::-1]}  # anatomy: left-right only
+MIRRORED_AND_FLIPPED = {**MIRRORED, "flipped": lambda images: images[:, ::-1]}  # skin, tissue: no orientation
+
+
+@dataclass
+class TunedFeatures:
+    pooled: np.ndarray  # every image, through the fine-tuned backbone
+    augmented_train: dict[str, np.ndarray]  # the same for each augmented copy of the training images
+    summary: dict[str, Any]  # for model.json
+
+
+def fine_tune_last_stage(task: str, tag: str, extractor, backbone: str, images: np.ndarray, split: np.ndarray,
+                         targets: dict[str, np.ndarray], *, augmentations: dict[str, Any], learning_rate: float,
+                         epochs: int, seed: int) -> TunedFeatures:
+    """Fine-tune ``extractor``'s last stage in place on training images and their augmented copies
+    (maps of the frozen lower part cached under build/<task>/), early stopping on validation; return
+    pooled features from the tuned backbone for the linear heads."""
+    lower, upper = split_extractor(extractor, backbone)
+    stage = BACKBONES[backbone].fine_tune_from
+    tag = f"{tag}_{stage}"
+    train, val = split == "train", split == "val"
+    maps = cached_maps(task, tag, lower, images)
+    augmented = {name: cached_maps(task, f"{tag}_{name}_train", lower, transform(images[train]))
+                 for name, transform in augmentations.items()}
+    copies = 1 + len(augmented)
+    summary = fine_tune_top(
+        extractor, upper, np.concatenate([maps[train], *augmented.values()]).astype(np.float32),
+        {name: np.concatenate([y[train]] * copies) for name, y in targets.items()},
+        (maps[val].astype(np.float32), {name: y[val] for name, y in targets.items()}),
+        learning_rate=learning_rate, epochs=epochs, seed=seed)
+    return TunedFeatures(
+        pooled_from_maps(upper, maps), {name: pooled_from_maps(upper, m) for name, m in augmented.items()},
+        {"run": True, **summary, "from_layer": stage,
+         "augmentation": " + ".join(["original", *augmented]) + " training images",
+         "rule": "last stage trained on cached maps (batch norm frozen), early stopping on validation loss"})
+
+
 def fine_tuning_text(fine_tuning: dict[str, Any] | str) -> str:
     """One model-card paragraph from the summary ``fine_tune_top`` returned (plus what the task added)."""
     if isinstance(fine_tuning, str):  # model.json written before CPU fine-tuning existed
         return f"Fine-tuning: {fine_tuning}."
     if not fine_tuning.get("run"):
         return "Fine-tuning: not run (frozen backbone, `--fine-tune-epochs 0`)."
-    return (f"Fine-tuning (CPU): the backbone's last stage, from `{fine_tuning['from_layer']}` on "
-            f"({fine_tuning['trainable_weights']:,} weights), trained on cached maps of augmented training images with "
-            f"batch norm frozen, learning rate {fine_tuning['learning_rate']:g}; best validation loss at epoch "
-            f"{fine_tuning['best_epoch']} of {fine_tuning['epochs_run']} (early stopping). Linear heads were then "
-            f"refitted on the tuned features, so the CAMs stay exact.")
+    text = (f"Fine-tuning (CPU): the backbone's last stage, from `{fine_tuning['from_layer']}` on "
+            f"({fine_tuning['trainable_weights']:,} weights), trained on cached maps of "
+            f"{fine_tuning.get('augmentation', 'augmented training images')} with batch norm frozen, learning rate "
+            f"{fine_tuning['learning_rate']:g}; best validation loss at epoch {fine_tuning['best_epoch']} of "
+            f"{fine_tuning['epochs_run']} (early stopping). Linear heads were then refitted on the tuned features, "
+            f"so the CAMs stay exact.")
+    if fine_tuning.get("chosen") is False:  # a task that compares tuned and frozen on validation
+        text += " The tuned backbone lost to the frozen one on validation, so the frozen one ships."
+    return text
 
 
 def feature_maps(extractor, images: np.ndarray, *, batch_size: int = 32) -> np.ndarray:

@@ -48,6 +48,30 @@ def test_survival_group_graph_matches_numpy(method):
     assert (tflite.argmax(1) == model.groups(expression)).all()
 
 
+def test_fine_tuned_features_are_what_the_serving_extractor_computes(tmp_path, monkeypatch, shared_data):
+    from train import common, transfer
+
+    monkeypatch.setattr(common, "BUILD_DIR", tmp_path)  # map caches go to a throwaway folder
+    # ImageNet weights (../shared/weights): random ones give activations that underflow float16 caches
+    extractor = transfer.build_feature_extractor("mobilenet_v2", None)
+    images = np.random.default_rng(3).uniform(0, 255, (8, 224, 224, 3)).astype(np.float32)
+    split = np.array(["train"] * 4 + ["val"] * 2 + ["test"] * 2)
+    tuned = transfer.fine_tune_last_stage("unit", "mnv2", extractor, "mobilenet_v2", images, split,
+                                          {"a": np.array([0, 1, 0, 1, 0, 1, 0, 1])},
+                                          augmentations=transfer.MIRRORED_AND_FLIPPED, learning_rate=1e-3, epochs=1,
+                                          seed=0)
+    served = transfer.feature_maps(extractor, images).mean(axis=(1, 2))  # the extractor, after tuning
+    assert tuned.pooled.shape == served.shape
+    assert np.allclose(tuned.pooled, served, atol=5e-3 * np.abs(served).max())  # maps are cached as float16
+    mirrored = transfer.feature_maps(extractor, images[:4, :, ::-1]).mean(axis=(1, 2))
+    assert set(tuned.augmented_train) == {"mirrored", "flipped"}
+    assert np.allclose(tuned.augmented_train["mirrored"], mirrored, atol=5e-3 * np.abs(mirrored).max())
+    assert tuned.summary["augmentation"] == "original + mirrored + flipped training images"
+    assert sorted(p.name for p in (tmp_path / "unit").iterdir()) == [
+        "maps_mnv2_block_14_expand.npy", "maps_mnv2_block_14_expand_flipped_train.npy",
+        "maps_mnv2_block_14_expand_mirrored_train.npy"]
+
+
 def test_elastic_net_cox_finds_the_informative_genes_and_orders_groups_by_risk():
     from lifelines.utils import concordance_index
 
