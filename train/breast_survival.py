@@ -521,7 +521,7 @@ Assigns a breast-cancer patient's METABRIC mRNA profile (489 gene z-scores) to o
 survival groups, 0 = best prognosis … 3 = worst, and returns that group's Kaplan–Meier curve
 (training patients, 95% CI), median, 5- and 10-year survival. Shipped method:
 **{metadata['training']['method']}** {metadata['training']['params']}, chosen on validation over the
-other family (table below). Membership scores: {metadata['output']['probabilities']}.
+other candidates (table below). Membership scores: {metadata['output']['probabilities']}.
 """
     evaluation = f"""
 C = Harrell's C of the group rank (higher group = worse). On the **test** patients
