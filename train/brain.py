@@ -97,21 +97,16 @@ def main(argv: list[str] | None = None) -> None:
     for name, target, rows, n_classes in (("tumor", data["tumor"], np.ones_like(train), 2),
                                           ("modality", data["modality"], np.ones_like(train), 2),
                                           ("tumor_type", data["type"], typed, 3)):
-        best = None
-        for l2 in (1e-4, 1e-3, 1e-2):
-            dense = transfer.train_linear_head(features[train & rows], target[train & rows], n_classes,
-                                               val=(features[val & rows], target[val & rows]), l2=l2, seed=args.seed,
-                                               name=name)
-            logits = features[val & rows] @ dense.get_weights()[0] + dense.get_weights()[1]
-            p = np.exp(logits - logits.max(1, keepdims=True))
-            p /= p.sum(1, keepdims=True)
-            score = (common.binary_metrics(target[val & rows], p[:, 1], 0.5)["roc_auc"] if n_classes == 2
-                     else float((p.argmax(1) == target[val & rows]).mean()))
-            print(f"  {name} l2={l2:g}: val {'AUC' if n_classes == 2 else 'accuracy'} {score:.4f}", flush=True)
-            if best is None or score > best[0]:
-                best = (score, l2, dense)
-        heads[name] = {"dense": best[2], "cam_class": 1 if name == "tumor" else None}
-        choices[name] = {"l2": best[1], "val_score": best[0]}
+        y_val = target[val & rows]
+
+        def score(p: np.ndarray) -> float:  # AUC for the binary heads, accuracy for the tumour type
+            return (common.binary_metrics(y_val, p[:, 1], 0.5)["roc_auc"] if n_classes == 2
+                    else float((p.argmax(1) == y_val).mean()))
+
+        best = transfer.select_linear_head(features[train & rows], target[train & rows], n_classes,
+                                           val=(features[val & rows], y_val), score=score, seed=args.seed, name=name)
+        heads[name] = {"dense": best["dense"], "cam_class": 1 if name == "tumor" else None}
+        choices[name] = {"l2": best["l2"], "val_score": best["score"]}
     model = transfer.build_cam_model(extractor, heads)
     common.export_saved_model(model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)
 

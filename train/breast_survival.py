@@ -57,6 +57,14 @@ class Metabric:
     dss_event: np.ndarray
     split: np.ndarray  # "train" / "val" / "test"
 
+    def events(self, endpoint: str) -> np.ndarray:
+        return self.os_event if endpoint == "overall" else self.dss_event
+
+    def standardised(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(mean, sd, z): re-standardised on these patients (training patients only, by the callers)."""
+        mean, scale = self.expression.mean(axis=0), self.expression.std(axis=0)
+        return mean, scale, (self.expression - mean) / scale
+
     def subset(self, name: str) -> "Metabric":
         m = self.split == name
         return Metabric(self.genes, self.expression[m], self.months[m], self.os_event[m], self.dss_event[m],
@@ -143,8 +151,7 @@ def fit_kmeans(train: Metabric, n_components: int | None, seed: int) -> GroupMod
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
 
-    mean, scale = train.expression.mean(axis=0), train.expression.std(axis=0)
-    z = (train.expression - mean) / scale
+    mean, scale, z = train.standardised()
     if n_components:
         pca = PCA(n_components=n_components, random_state=seed).fit(z)
         projection, bias = pca.components_.T, -(pca.mean_ @ pca.components_.T)
@@ -166,17 +173,25 @@ def fit_cox(train: Metabric, endpoint: str, penalizer: float) -> GroupModel:
     import pandas as pd
     from lifelines import CoxPHFitter
 
-    mean, scale = train.expression.mean(axis=0), train.expression.std(axis=0)
-    z = (train.expression - mean) / scale
+    mean, scale, z = train.standardised()
     frame = pd.DataFrame(z, columns=[f"g{i}" for i in range(z.shape[1])])
-    frame["months"] = np.maximum(train.months, 1e-3)  # one patient has 0.0 months
-    frame["event"] = train.os_event if endpoint == "overall" else train.dss_event
+    frame["months"] = positive_months(train)
+    frame["event"] = train.events(endpoint)
     cox = CoxPHFitter(penalizer=penalizer).fit(frame, "months", "event")
-    beta = cox.params_.to_numpy()[:, None]
+    return risk_groups({"endpoint": endpoint, "penalizer": penalizer}, mean, scale, z, cox.params_.to_numpy())
+
+
+def positive_months(data: Metabric) -> np.ndarray:
+    return np.maximum(data.months, 1e-3)  # one patient has 0.0 months; Cox fitters need times > 0
+
+
+def risk_groups(params: dict[str, Any], mean: np.ndarray, scale: np.ndarray, z: np.ndarray,
+                coefficients: np.ndarray) -> GroupModel:
+    """A Cox linear predictor cut at its training quartiles (band scale: 0.1 × the score's sd)."""
+    beta = coefficients[:, None]
     risk = (z @ beta)[:, 0]
-    cutpoints = np.quantile(risk, [0.25, 0.5, 0.75])
-    return GroupModel("cox", {"endpoint": endpoint, "penalizer": penalizer}, mean, scale, beta, np.zeros(1), None,
-                      None, cutpoints, float(0.1 * risk.std()))
+    return GroupModel("cox", params, mean, scale, beta, np.zeros(1), None, None,
+                      np.quantile(risk, [0.25, 0.5, 0.75]), float(0.1 * risk.std()))
 
 
 def fit_coxnet(train: Metabric, endpoint: str, l1_ratio: float, seed: int, folds: int = 5) -> GroupModel:
@@ -188,10 +203,9 @@ def fit_coxnet(train: Metabric, endpoint: str, l1_ratio: float, seed: int, folds
     from sksurv.linear_model import CoxnetSurvivalAnalysis
     from sksurv.util import Surv
 
-    mean, scale = train.expression.mean(axis=0), train.expression.std(axis=0)
-    z = (train.expression - mean) / scale
-    events = train.os_event if endpoint == "overall" else train.dss_event
-    target = Surv.from_arrays(events.astype(bool), np.maximum(train.months, 1e-3))
+    mean, scale, z = train.standardised()
+    events = train.events(endpoint)
+    target = Surv.from_arrays(events.astype(bool), positive_months(train))
 
     def path(alphas=None):
         return CoxnetSurvivalAnalysis(l1_ratio=l1_ratio, alphas=alphas, n_alphas=40, alpha_min_ratio=0.01,
@@ -208,18 +222,15 @@ def fit_coxnet(train: Metabric, endpoint: str, l1_ratio: float, seed: int, folds
             held_out_c[fold, j] = (concordance_index(train.months[held_rows], -risk, events[held_rows])
                                    if np.ptp(risk) > 0 else 0.5)
     best = int(held_out_c.mean(axis=0).argmax())
-    beta = full.coef_[:, best][:, None]
-    risk = (z @ beta)[:, 0]
+    coefficients = full.coef_[:, best]
     params = {"endpoint": endpoint, "penalty": "elastic_net", "l1_ratio": l1_ratio, "alpha": round(float(alphas[best]), 4),
-              "genes_used": int((beta != 0).sum()), "cv_c": round(float(held_out_c.mean(axis=0)[best]), 4)}
-    return GroupModel("cox", params, mean, scale, beta, np.zeros(1), None, None,
-                      np.quantile(risk, [0.25, 0.5, 0.75]), float(0.1 * risk.std()))
+              "genes_used": int((coefficients != 0).sum()), "cv_c": round(float(held_out_c.mean(axis=0)[best]), 4)}
+    return risk_groups(params, mean, scale, z, coefficients)
 
 
-def separation(model: GroupModel, data: Metabric) -> dict[str, Any]:
-    groups = model.groups(data.expression)
-    return {"overall": group_separation(data.months, data.os_event, groups),
-            "disease_specific": group_separation(data.months, data.dss_event, groups)}
+def separation(data: Metabric, groups: np.ndarray) -> dict[str, Any]:
+    return {endpoint: group_separation(data.months, data.events(endpoint), groups)
+            for endpoint in ("overall", "disease_specific")}
 
 
 def selection_score(result: dict[str, Any]) -> float:
@@ -318,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
 
     results = []
     for model in candidates(train, args.seed, args.method):
-        result = separation(model, val)
+        result = separation(val, model.groups(val.expression))
         results.append((model, result))
         print(f"  {model.method:6s} {model.params} → val C overall {result['overall']['harrell_c']:.3f}, "
               f"disease-specific {result['disease_specific']['harrell_c']:.3f}, "
@@ -339,11 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"TFLite float32: {len(converted.content)} bytes, max |Δ| {converted.max_abs_diff:.1e}, "
           f"group agreement with NumPy on test {agreement:.4f}", flush=True)
 
-    def evaluate(split: Metabric, groups: np.ndarray) -> dict[str, Any]:
-        return {"overall": group_separation(split.months, split.os_event, groups),
-                "disease_specific": group_separation(split.months, split.dss_event, groups)}
-
-    metrics = {name: evaluate(split, tflite_groups[name]) for name, split in (("val", val), ("test", test))}
+    metrics = {name: separation(split, tflite_groups[name]) for name, split in (("val", val), ("test", test))}
     for endpoint in ("overall", "disease_specific"):
         m = metrics["test"][endpoint]
         print(f"test {endpoint}: C {m['harrell_c']:.3f}, log-rank p {m['logrank_p']:.1e}, "

@@ -73,27 +73,24 @@ def main(argv: list[str] | None = None) -> None:
         features = transfer.pooled_features(TASK, tag, extractor, images)
         flipped = transfer.pooled_features(TASK, tag + "_flip_train", extractor, images[train][:, :, ::-1])
         results[f"colour_constancy={constancy}"] = {
-            **fit_head(features, [flipped], y, source, split, args.seed), "extractor": extractor,
+            **fit_head(features, [flipped], y, source, split, args.seed), "extractor": extractor, "tag": tag,
             "constancy": constancy, "augmentation": "horizontal flips of training images, in feature space"}
-    frozen = max(results, key=lambda key: results[key]["score"])
-    fine_tuning: dict[str, Any] = {"run": False}
+    frozen = results[max(results, key=lambda key: results[key]["score"])]
+    tuned_key = f"colour_constancy={frozen['constancy']}, last stage tuned"
     if args.fine_tune_epochs:
-        constancy = results[frozen]["constancy"]
         # A fresh extractor: fine-tuning changes its layers in place, the frozen candidate keeps its own.
-        extractor = transfer.build_feature_extractor(args.backbone, args.weights, colour_constancy=constancy)
+        extractor = transfer.build_feature_extractor(args.backbone, args.weights, colour_constancy=frozen["constancy"])
         tuned = transfer.fine_tune_last_stage(
-            TASK, f"{args.backbone}{'_sog' if constancy else ''}", extractor, args.backbone, images, split,
-            {"melanoma": y}, augmentations=transfer.MIRRORED_AND_FLIPPED, learning_rate=args.learning_rate,
+            TASK, frozen["tag"], extractor, args.backbone, images, split, {"melanoma": y},
+            augmentations=transfer.MIRRORED_AND_FLIPPED, learning_rate=args.learning_rate,
             epochs=args.fine_tune_epochs, seed=args.seed)
-        results[f"{frozen}, last stage tuned"] = {
+        results[tuned_key] = {
             **fit_head(tuned.pooled, list(tuned.augmented_train.values()), y, source, split, args.seed),
-            "extractor": extractor, "constancy": constancy,
+            "extractor": extractor, "constancy": frozen["constancy"],
             "augmentation": f"{tuned.summary['augmentation']} (maps for fine-tuning, pooled features for the head)"}
-        fine_tuning = {**tuned.summary, "chosen": False}
     choice = max(results, key=lambda key: results[key]["score"])
     chosen, constancy = results[choice], results[choice]["constancy"]
-    if fine_tuning["run"]:
-        fine_tuning["chosen"] = choice.endswith("last stage tuned")
+    fine_tuning = {**tuned.summary, "chosen": choice == tuned_key} if args.fine_tune_epochs else {"run": False}
     print(f"chosen on validation: {choice}, l2 {chosen['l2']}", flush=True)
     model = transfer.build_cam_model(chosen["extractor"], {"melanoma": {"dense": chosen["dense"], "cam_class": 1}})
     common.export_saved_model(model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)
@@ -199,21 +196,16 @@ def fit_head(features: np.ndarray, augmented_train: list[np.ndarray], y: np.ndar
     """Class-weighted linear head on training features (+ augmented copies), L2 chosen by the mean of
     the per-source validation AUCs: the model must hold up on both sources."""
     train, val = split == "train", split == "val"
-    x_train = np.concatenate([features[train], *augmented_train])
-    y_train = np.concatenate([y[train]] * (1 + len(augmented_train)))
-    best = None
-    for l2 in (1e-4, 1e-3, 1e-2):
-        dense = transfer.train_linear_head(x_train, y_train, 2, val=(features[val], y[val]), l2=l2, seed=seed,
-                                           name="melanoma")
-        w, b = dense.get_weights()
-        p_val = 1 / (1 + np.exp(-((features[val] @ w + b) @ np.array([-1.0, 1.0]))))
-        per_source = {s: common.binary_metrics(y[val][source[val] == s], p_val[source[val] == s], 0.5)["roc_auc"]
-                      for s in SOURCES}
-        score = float(np.mean(list(per_source.values())))
-        print(f"  l2={l2:g}: val AUC {per_source} → mean {score:.4f}", flush=True)
-        if best is None or score > best["score"]:
-            best = {"score": score, "l2": l2, "dense": dense, "per_source": per_source}
-    return best
+
+    def per_source_auc(p: np.ndarray) -> dict[str, float]:
+        return {s: common.binary_metrics(y[val][source[val] == s], p[source[val] == s, 1], 0.5)["roc_auc"]
+                for s in SOURCES}
+
+    best = transfer.select_linear_head(
+        np.concatenate([features[train], *augmented_train]), np.concatenate([y[train]] * (1 + len(augmented_train))),
+        2, val=(features[val], y[val]), score=lambda p: float(np.mean(list(per_source_auc(p).values()))),
+        seed=seed, name="melanoma")
+    return {**best, "per_source": per_source_auc(best["val_probabilities"])}
 
 
 def write_plots(y, source, test, p_test, metrics, threshold, images, content, seed) -> list[str]:

@@ -297,6 +297,25 @@ def train_linear_head(features: np.ndarray, labels: np.ndarray, n_classes: int, 
     return model.get_layer(name)
 
 
+def select_linear_head(features: np.ndarray, labels: np.ndarray, n_classes: int, *,
+                       val: tuple[np.ndarray, np.ndarray], score, seed: int, name: str,
+                       l2_grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2)) -> dict[str, Any]:
+    """``train_linear_head`` for each L2 in the grid; keep the head whose validation softmax
+    probabilities ``score`` highest (the task says what counts: AUC, accuracy, a mean over sources)."""
+    best = None
+    for l2 in l2_grid:
+        dense = train_linear_head(features, labels, n_classes, val=val, l2=l2, seed=seed, name=name)
+        weights, bias = dense.get_weights()
+        logits = val[0] @ weights + bias
+        probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        value = score(probabilities)
+        print(f"  {name} l2={l2:g}: validation score {value:.4f}", flush=True)
+        if best is None or value > best["score"]:
+            best = {"score": value, "l2": l2, "dense": dense, "val_probabilities": probabilities}
+    return best
+
+
 def build_cam_model(extractor, heads: dict[str, Any]):
     """Serving graph: features → every head applied per cell → pooled logits → softmax.
 
