@@ -139,3 +139,12 @@ def tflite_latency_ms(content: bytes, batch: np.ndarray, *, threads: int = 1, ru
         runner(**{input_name: batch})
         times.append((time.perf_counter() - started) * 1000.0)
     return float(np.median(times))
+
+
+def eligible_variants(comparison: dict[str, dict[str, Any]], metric_keys: list[str] | tuple[str, ...], *,
+                      bound: float = 0.005) -> list[str]:
+    """The shipping rule's first half: variants that ran and keep every metric within ``bound`` of
+    float32 (each task then ships the fastest of them)."""
+    reference = comparison["float32"]
+    return [variant for variant, figures in comparison.items()
+            if "failed" not in figures and all(abs(figures[k] - reference[k]) <= bound for k in metric_keys)]

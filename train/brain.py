@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     ## Convert, threshold on validation, evaluate on test (through TFLite)
     """
-    from convert.convert import convert_model, run_tflite, tflite_latency_ms
+    from convert.convert import convert_model, eligible_variants, run_tflite, tflite_latency_ms
 
     rng = np.random.default_rng(args.seed)
     samples = data["images"][rng.permutation(np.flatnonzero(train))[:100]].astype(np.float32)
@@ -133,8 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         comparison[variant] = {**converted.summary(), "test_auc_ct": auc["ct"], "test_auc_mri": auc["mri"]}
         print(f"{variant}: {len(converted.content):,} bytes, test AUC CT {auc['ct']:.4f}, MRI {auc['mri']:.4f}",
               flush=True)
-    eligible = [v for v in comparison if all(abs(comparison[v][k] - comparison["float32"][k]) <= 0.005
-                                             for k in ("test_auc_ct", "test_auc_mri"))]
+    eligible = eligible_variants(comparison, ("test_auc_ct", "test_auc_mri"))
     # Ship the fastest eligible variant (LiteRT, one thread, one image: Lambda's situation). On x86,
     # XNNPACK runs float16 weights through dequantisation, so smaller is not faster (make bench).
     one_image = data["images"][np.flatnonzero(test)[:1]].astype(np.float32)

@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     ## Convert: float32, float16, int8 — ship the fastest within 0.005 AUC of float32
     """
-    from convert.convert import convert_model, run_tflite, tflite_latency_ms
+    from convert.convert import convert_model, eligible_variants, run_tflite, tflite_latency_ms
 
     calibration = splits["train"][0][np.random.default_rng(args.seed).permutation(len(splits["train"][1]))[:300]]
     samples = np.concatenate([calibration, x_val[:200]]).astype(np.float32)
@@ -243,8 +243,7 @@ def main(argv: list[str] | None = None) -> None:
                                "p_test": p}
         print(f"{variant}: {len(converted.content):,} bytes, test AUC {comparison[variant]['test_auc']:.4f}, "
               f"{comparison[variant]['latency_ms_256_patches_1_thread']:.1f} ms / 256 patches", flush=True)
-    float_auc = comparison["float32"]["test_auc"]
-    eligible = [v for v in comparison if abs(comparison[v]["test_auc"] - float_auc) <= 0.005]
+    eligible = eligible_variants(comparison, ("test_auc",))
     shipped = min(eligible, key=lambda v: comparison[v]["latency_ms_256_patches_1_thread"])
     artifact = variants[shipped].write(common.function_dir(TASK) / "model" / "model.tflite")
     p_test = comparison[shipped].pop("p_test")

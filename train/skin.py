@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     ## Convert, threshold on validation, evaluate on test (through TFLite)
     """
-    from convert.convert import convert_model, run_tflite, tflite_latency_ms
+    from convert.convert import convert_model, eligible_variants, run_tflite, tflite_latency_ms
 
     rng = np.random.default_rng(args.seed)
     samples = images[rng.permutation(np.flatnonzero(train))[:100]].astype(np.float32)
@@ -121,8 +121,7 @@ def main(argv: list[str] | None = None) -> None:
                for s in SOURCES}
         comparison[variant] = {**converted.summary(), **{f"test_auc_{s}": a for s, a in auc.items()}}
         print(f"{variant}: {len(converted.content):,} bytes, test AUC {auc}", flush=True)
-    eligible = [v for v in scores
-                if all(abs(comparison[v][f"test_auc_{s}"] - comparison["float32"][f"test_auc_{s}"]) <= 0.005 for s in SOURCES)]
+    eligible = eligible_variants(comparison, [f"test_auc_{s}" for s in SOURCES])
     # Ship the fastest eligible variant (LiteRT, one thread, one image: Lambda's situation). On x86,
     # XNNPACK runs float16 weights through dequantisation, so smaller is not faster (make bench).
     one_image = images[np.flatnonzero(test)[:1]].astype(np.float32)

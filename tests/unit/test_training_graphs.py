@@ -94,6 +94,17 @@ def test_elastic_net_cox_finds_the_informative_genes_and_orders_groups_by_risk()
     assert concordance_index(months, -groups, events) > 0.7
 
 
+def test_variant_is_eligible_only_if_it_ran_and_every_metric_stays_within_the_bound():
+    from convert.convert import eligible_variants
+
+    comparison = {"float32": {"auc_a": 0.900, "auc_b": 0.800},
+                  "float16": {"auc_a": 0.896, "auc_b": 0.804},  # both within 0.005
+                  "int8": {"auc_a": 0.899, "auc_b": 0.790},  # one metric off by 0.010
+                  "broken": {"failed": "DIV failed to invoke"}}
+    assert eligible_variants(comparison, ("auc_a", "auc_b")) == ["float32", "float16"]
+    assert eligible_variants(comparison, ("auc_a",)) == ["float32", "float16", "int8"]
+
+
 def test_parity_failure_is_loud():
     import keras
 
