@@ -141,10 +141,32 @@ def tflite_latency_ms(content: bytes, batch: np.ndarray, *, threads: int = 1, ru
     return float(np.median(times))
 
 
+# The shipping rule every image task uses (issue: "keeps AUC within 0.005 of float and is fastest").
+METRIC_BOUND = 0.005
+LATENCY_TOLERANCE = 0.10
+
+
 def eligible_variants(comparison: dict[str, dict[str, Any]], metric_keys: list[str] | tuple[str, ...], *,
-                      bound: float = 0.005) -> list[str]:
+                      bound: float = METRIC_BOUND) -> list[str]:
     """The shipping rule's first half: variants that ran and keep every metric within ``bound`` of
-    float32 (each task then ships the fastest of them)."""
+    float32 (``choose_variant`` then picks one of them)."""
     reference = comparison["float32"]
     return [variant for variant, figures in comparison.items()
             if "failed" not in figures and all(abs(figures[k] - reference[k]) <= bound for k in metric_keys)]
+
+
+def choose_variant(comparison: dict[str, dict[str, Any]], eligible: list[str], latency_key: str, *,
+                   latency_tolerance: float = LATENCY_TOLERANCE) -> str:
+    """The shipping rule's second half: the smallest eligible variant among those within
+    ``latency_tolerance`` of the fastest. Latency alone is not a stable choice: under XNNPACK on
+    x86 float16 weights are dequantised and run the float32 kernels, so the two time a few per cent
+    apart in either order from run to run; the smaller file loads faster at a cold start."""
+    fastest = min(comparison[v][latency_key] for v in eligible)
+    near_fastest = [v for v in eligible if comparison[v][latency_key] <= fastest * (1 + latency_tolerance)]
+    return min(near_fastest, key=lambda v: comparison[v]["bytes"])
+
+
+def shipping_rule(metric: str, timing: str) -> str:
+    """The rule above in words, for model.json and the model card."""
+    return (f"smallest variant within {LATENCY_TOLERANCE:.0%} of the fastest ({timing}) among those whose {metric} "
+            f"is within {METRIC_BOUND} of float32")

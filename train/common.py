@@ -128,10 +128,16 @@ def library_versions() -> dict[str, str]:
 
 
 def write_model_json(task: str, metadata: dict[str, Any]) -> dict[str, Any]:
-    """Write ``functions/<task>/model/model.json`` (floats rounded) and return what was written."""
+    """Write ``functions/<task>/model/model.json`` (floats rounded) and return what was written.
+    ``training.experiments`` (runs measured by other commands, e.g. ``make experiment-histopathology``)
+    is carried over from the file being replaced: retraining the shipped model does not redo them."""
+    path = model_json_path(task)
+    if path.exists() and "experiments" not in metadata.get("training", {}):
+        experiments = json.loads(path.read_text()).get("training", {}).get("experiments")
+        if experiments:
+            metadata = {**metadata, "training": {**metadata["training"], "experiments": experiments}}
     final = rounded({"schema": "oncoserve.model/v1", "created": dt.date.today().isoformat(), **metadata,
                      "versions": library_versions()})
-    path = model_json_path(task)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(final, indent=2, allow_nan=False) + "\n")
     print(f"wrote {path.relative_to(REPO_ROOT)}", flush=True)
@@ -256,6 +262,25 @@ def metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def conversion_table(conversion: dict[str, Any], metrics: dict[str, str], latency: tuple[str, str]) -> str:
+    """Markdown table of the converted variants for a model card: size, each metric with its change
+    against float32, latency (``(key, column title)``), parity with Keras; the shipped one in bold."""
+    reference = conversion["variants"]["float32"]
+    latency_key, latency_title = latency
+    header = ["variant", "bytes", *metrics.values(), latency_title, "max abs Δ vs Keras"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, figures in conversion["variants"].items():
+        if "failed" in figures:
+            cells = [f"fails at inference: `{figures['failed']}`"] + ["—"] * len(metrics)
+        else:
+            cells = [f"{figures[k]:.4f} ({figures[k] - reference[k]:+.4f})" for k in metrics]
+            cells.append(f"{figures[latency_key]:.1f}" if latency_key in figures else "—")
+        shown = f"**{name}** (shipped)" if name == conversion["shipped"] else name
+        lines.append("| " + " | ".join([shown, f"{figures['bytes']:,}", *cells,
+                                          f"{figures['max_abs_diff_vs_keras']:.1e}"]) + " |")
+    return "\n".join(lines)
+
+
 def write_model_card(task: str, metadata: dict[str, Any], *, overview: str, evaluation: str) -> Path:
     """Write ``functions/<task>/MODEL_CARD.md`` (Hugging Face / Model Card Toolkit sections)."""
     data = metadata["data"]
@@ -274,7 +299,7 @@ def write_model_card(task: str, metadata: dict[str, Any], *, overview: str, eval
 - Served by LiteRT (`ai-edge-litert`) in an AWS Lambda container; trained with Keras
   {metadata['versions'].get('keras', '?')} on TensorFlow {metadata['versions'].get('tensorflow', '?')}
 - Reproduce: `{metadata.get('training', {}).get('command', 'make train-' + task)}` (seeded)
-- Changelog: {'; '.join(f'{v}: {text}' for v, text in metadata['changelog'].items())}
+- Changelog: {' '.join(f'{v}: {text.rstrip(".")}.' for v, text in metadata['changelog'].items())}
 
 ## Intended use
 {metadata['intended_use']}

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     ## Convert, threshold on validation, evaluate on test (through TFLite)
     """
-    from convert.convert import convert_model, eligible_variants, run_tflite, tflite_latency_ms
+    from convert.convert import choose_variant, convert_model, eligible_variants, run_tflite, shipping_rule, tflite_latency_ms
 
     rng = np.random.default_rng(args.seed)
     samples = images[rng.permutation(np.flatnonzero(train))[:100]].astype(np.float32)
@@ -122,12 +122,11 @@ def main(argv: list[str] | None = None) -> None:
         comparison[variant] = {**converted.summary(), **{f"test_auc_{s}": a for s, a in auc.items()}}
         print(f"{variant}: {len(converted.content):,} bytes, test AUC {auc}", flush=True)
     eligible = eligible_variants(comparison, [f"test_auc_{s}" for s in SOURCES])
-    # Ship the fastest eligible variant (LiteRT, one thread, one image: Lambda's situation). On x86,
-    # XNNPACK runs float16 weights through dequantisation, so smaller is not faster (make bench).
+    # Timed as Lambda runs it: LiteRT, one thread, one image.
     one_image = images[np.flatnonzero(test)[:1]].astype(np.float32)
     for variant in eligible:
         comparison[variant]["latency_ms_1_image_1_thread"] = tflite_latency_ms(variants[variant].content, one_image, runs=20)
-    shipped = min(eligible, key=lambda v: comparison[v]["latency_ms_1_image_1_thread"])
+    shipped = choose_variant(comparison, eligible, "latency_ms_1_image_1_thread")
     artifact = variants[shipped].write(common.function_dir(TASK) / "model" / "model.tflite")
     p_val, p_test = scores[shipped]["val"], scores[shipped]["test"]
     threshold = common.choose_threshold(y[val], p_val, min_sensitivity=MIN_SENSITIVITY)
@@ -168,8 +167,7 @@ def main(argv: list[str] | None = None) -> None:
                      "fine_tuning": fine_tuning,
                      "command": "make train-skin", "seconds": round(time.time() - started, 1)},
         "conversion": {"variants": comparison, "shipped": shipped,
-                       "rule": "fastest variant (LiteRT, 1 thread, 1 image) whose per-source test AUC is within "
-                               "0.005 of float32"},
+                       "rule": shipping_rule("per-source test AUC", "LiteRT, 1 thread, 1 image")},
         "metrics": metrics,
         "data": {
             "source": "HAM10000 (4,201 images) and ISIC 2017 challenge train/val (1,928 images); lesion/near-duplicate "
@@ -237,11 +235,9 @@ def write_card(metadata: dict[str, Any]) -> None:
         for name in ("test", "test_HAM10000", "test_ISIC2017"))
     candidates = "\n".join(f"| {c} | {r['val_auc_HAM10000']:.4f} | {r['val_auc_ISIC2017']:.4f} | {r['val_auc_mean']:.4f} | {r['l2']:g} |"
                            for c, r in metadata["training"]["candidates"].items())
-    conversion = "\n".join(
-        f"| {v} | {c['bytes']:,} | {c['test_auc_HAM10000']:.4f} | {c['test_auc_ISIC2017']:.4f} | "
-        f"{c.get('latency_ms_1_image_1_thread', float('nan')):.1f} | {c['max_abs_diff_vs_keras']:.1e} |"
-        if "failed" not in c else f"| {v} | {c['bytes']:,} | fails at inference: `{c['failed']}` | — | — | {c['max_abs_diff_vs_keras']:.1e} |"
-        for v, c in metadata["conversion"]["variants"].items())
+    conversion = common.conversion_table(metadata["conversion"],
+                                         {"test_auc_HAM10000": "test AUC HAM", "test_auc_ISIC2017": "test AUC ISIC"},
+                                         ("latency_ms_1_image_1_thread", "ms / image (1 thread)"))
     t = m["test"]
     fine_tuning = metadata["training"]["fine_tuning"]
     tuned = isinstance(fine_tuning, dict) and fine_tuning.get("chosen", False)
@@ -272,8 +268,6 @@ Candidates (validation AUC per source; the mean chooses):
 
 Conversion ({metadata['conversion']['rule']}):
 
-| variant | bytes | test AUC HAM | test AUC ISIC | ms / image (1 thread) | max abs Δ vs Keras |
-|---|---|---|---|---|---|
 {conversion}
 
 {transfer.fine_tuning_text(fine_tuning)}

@@ -105,6 +105,33 @@ def test_variant_is_eligible_only_if_it_ran_and_every_metric_stays_within_the_bo
     assert eligible_variants(comparison, ("auc_a",)) == ["float32", "float16", "int8"]
 
 
+def test_choose_variant_prefers_the_smaller_file_when_timings_are_close():
+    from convert.convert import choose_variant
+
+    comparison = {"float32": {"bytes": 9_000_000, "ms": 7.10},
+                  "float16": {"bytes": 4_500_000, "ms": 7.30},  # 3% slower: timing noise, half the size
+                  "int8": {"bytes": 2_700_000, "ms": 9.00}}  # 27% slower: a real cost
+    assert choose_variant(comparison, ["float32", "float16", "int8"], "ms") == "float16"
+    assert choose_variant(comparison, ["float32", "int8"], "ms") == "float32"
+    comparison["int8"]["ms"] = 3.6  # int8 fastest and smallest
+    assert choose_variant(comparison, ["float32", "float16", "int8"], "ms") == "int8"
+
+
+def test_retraining_keeps_the_experiments_other_commands_recorded(tmp_path, monkeypatch):
+    # GIVEN a model.json where `make experiment-…` recorded a run, WHEN training rewrites it,
+    # THEN the new training fields are written and the recorded experiments survive.
+    from train import common
+
+    monkeypatch.setattr(common, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(common, "FUNCTIONS_DIR", tmp_path / "functions")
+    recorded = {"run": {"command": "make experiment-x"}, "candidates": {"a": {"val_auc": 0.9}}}
+    common.write_model_json("x", {"version": "1.0.0", "training": {"seed": 1, "experiments": recorded}})
+    written = common.write_model_json("x", {"version": "1.0.1", "training": {"seed": 2}})
+    assert written["version"] == "1.0.1" and written["training"]["seed"] == 2
+    assert written["training"]["experiments"] == recorded
+    assert common.read_model_json("x")["training"]["experiments"] == recorded
+
+
 def test_parity_failure_is_loud():
     import keras
 
