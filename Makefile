@@ -63,16 +63,16 @@ train-leukemia: $(VENV)/.installed ## train, convert and evaluate the leukemia m
 train-breast-survival: $(VENV)/.installed ## survival groups: K-Means vs ridge / elastic-net Cox, chosen on val (~1 min)
 	$(PY) -m train.breast_survival
 
-train-histopathology: $(VENV)/.installed ## CancerNet and two stain-robust variants, chosen on val (~35 min CPU)
+train-histopathology: $(VENV)/.installed ## CancerNet and two stain-robust variants, chosen on val (~20 min CPU)
 	$(PY) -m train.histopathology
 
 experiment-histopathology: $(VENV)/.installed ## MobileNetV2 on upscaled patches vs CancerNet, validation only (~8 min CPU)
 	$(PY) -m train.histopathology_transfer
 
-train-brain: $(VENV)/.installed ## frozen MobileNetV2 + linear heads, CAM (~8 min CPU; BACKBONE=xception WEIGHTS=path FINE_TUNE_EPOCHS=15)
+train-brain: $(VENV)/.installed ## frozen MobileNetV2 + linear heads, CAM (~4 min CPU; BACKBONE=xception WEIGHTS=path FINE_TUNE_EPOCHS=15)
 	$(PY) -m train.brain --backbone $(or $(BACKBONE),mobilenet_v2) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS))
 
-train-skin: $(VENV)/.installed ## MobileNetV2 (last stage tuned) + colour constancy + linear head, CAM (~15 min CPU; BACKBONE=vgg16 WEIGHTS=path FINE_TUNE_EPOCHS=0)
+train-skin: $(VENV)/.installed ## MobileNetV2 (last stage tuned) + colour constancy + linear head, CAM (~10 min CPU; BACKBONE=vgg16 WEIGHTS=path FINE_TUNE_EPOCHS=0)
 	$(PY) -m train.skin --backbone $(or $(BACKBONE),mobilenet_v2) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS))
 
 train-all: train-leukemia train-breast-survival train-histopathology train-brain train-skin ## every model, in turn
