@@ -72,8 +72,8 @@ experiment-histopathology: $(VENV)/.installed ## MobileNetV2 on upscaled patches
 train-brain: $(VENV)/.installed ## frozen MobileNetV2 + linear heads, CAM (~4 min CPU; BACKBONE=xception WEIGHTS=path FINE_TUNE_EPOCHS=15)
 	$(PY) -m train.brain --backbone $(or $(BACKBONE),mobilenet_v2) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS))
 
-train-skin: $(VENV)/.installed ## MobileNetV2 (last stage tuned) + colour constancy + linear head, CAM (~10 min CPU; BACKBONE=vgg16 WEIGHTS=path FINE_TUNE_EPOCHS=0)
-	$(PY) -m train.skin --backbone $(or $(BACKBONE),mobilenet_v2) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS))
+train-skin: $(VENV)/.installed ## MobileNetV2 (last stage tuned) + colour constancy + linear head, CAM (~10 min CPU; BACKBONE=vgg16 WEIGHTS=path FINE_TUNE_EPOCHS=0 FULL_FINE_TUNE_EPOCHS=20)
+	$(PY) -m train.skin --backbone $(or $(BACKBONE),mobilenet_v2) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS)) $(if $(FULL_FINE_TUNE_EPOCHS),--full-fine-tune-epochs $(FULL_FINE_TUNE_EPOCHS))
 
 train-all: train-leukemia train-breast-survival train-histopathology train-brain train-skin ## every model, in turn
 

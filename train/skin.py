@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fine-tune-epochs", type=int, default=8,
                         help="> 0 adds a last-stage-tuned candidate; 0 = frozen backbone only")
     parser.add_argument("--learning-rate", type=float, default=5e-5, help="for fine-tuning the last stage")
+    parser.add_argument("--full-fine-tune-epochs", type=int, default=0,
+                        help="> 0 adds a candidate with every backbone layer tuned on augmented images "
+                             "(≈ 2.5 min per epoch on 2 CPU cores; meant for a lent GPU)")
     parser.add_argument("--seed", type=int, default=2017)
     parser.add_argument("--card-only", action="store_true")
     args = parser.parse_args(argv)
@@ -88,9 +91,23 @@ def main(argv: list[str] | None = None) -> None:
             **fit_head(tuned.pooled, list(tuned.augmented_train.values()), y, source, split, args.seed),
             "extractor": extractor, "constancy": frozen["constancy"],
             "augmentation": f"{tuned.summary['augmentation']} (maps for fine-tuning, pooled features for the head)"}
+    if args.full_fine_tune_epochs:
+        key = f"colour_constancy={frozen['constancy']}, all layers tuned"
+        extractor = transfer.build_feature_extractor(args.backbone, args.weights, colour_constancy=frozen["constancy"])
+        whole = transfer.fine_tune_whole_backbone(
+            extractor, images, y, split, score=lambda p: mean_val_auc(p[:, 1], y, source, split),
+            augmentation=transfer.dermoscopy_augmentation(args.seed), learning_rate=2e-5,
+            epochs=args.full_fine_tune_epochs, seed=args.seed)
+        pooled = transfer.pooled_from_maps(extractor, images)  # not cached: these weights exist only in this run
+        mirrored = transfer.pooled_from_maps(extractor, images[train][:, :, ::-1])
+        results[key] = {**fit_head(pooled, [mirrored], y, source, split, args.seed), "extractor": extractor,
+                        "constancy": frozen["constancy"], "whole_backbone": whole,
+                        "augmentation": f"{whole['augmentation']} for tuning; horizontal flips for the head"}
     choice = max(results, key=lambda key: results[key]["score"])
     chosen, constancy = results[choice], results[choice]["constancy"]
     fine_tuning = {**tuned.summary, "chosen": choice == tuned_key} if args.fine_tune_epochs else {"run": False}
+    if "whole_backbone" in chosen:
+        fine_tuning = {**chosen["whole_backbone"], "chosen": True}
     print(f"chosen on validation: {choice}, l2 {chosen['l2']}", flush=True)
     model = transfer.build_cam_model(chosen["extractor"], {"melanoma": {"dense": chosen["dense"], "cam_class": 1}})
     common.export_saved_model(model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)
@@ -194,15 +211,22 @@ def fit_head(features: np.ndarray, augmented_train: list[np.ndarray], y: np.ndar
     the per-source validation AUCs: the model must hold up on both sources."""
     train, val = split == "train", split == "val"
 
-    def per_source_auc(p: np.ndarray) -> dict[str, float]:
-        return {s: common.binary_metrics(y[val][source[val] == s], p[source[val] == s, 1], 0.5)["roc_auc"]
-                for s in SOURCES}
-
     best = transfer.select_linear_head(
         np.concatenate([features[train], *augmented_train]), np.concatenate([y[train]] * (1 + len(augmented_train))),
-        2, val=(features[val], y[val]), score=lambda p: float(np.mean(list(per_source_auc(p).values()))),
+        2, val=(features[val], y[val]), score=lambda p: mean_val_auc(p[:, 1], y, source, split),
         seed=seed, name="melanoma")
-    return {**best, "per_source": per_source_auc(best["val_probabilities"])}
+    return {**best, "per_source": val_auc_per_source(best["val_probabilities"][:, 1], y, source, split)}
+
+
+def val_auc_per_source(p_val: np.ndarray, y: np.ndarray, source: np.ndarray, split: np.ndarray) -> dict[str, float]:
+    val = split == "val"
+    return {s: common.binary_metrics(y[val][source[val] == s], p_val[source[val] == s], 0.5)["roc_auc"]
+            for s in SOURCES}
+
+
+def mean_val_auc(p_val: np.ndarray, y: np.ndarray, source: np.ndarray, split: np.ndarray) -> float:
+    """How every skin candidate is rated: the mean of the per-source validation AUCs (it must hold up on both)."""
+    return float(np.mean(list(val_auc_per_source(p_val, y, source, split).values())))
 
 
 def write_plots(y, source, test, p_test, metrics, threshold, images, content, seed) -> list[str]:
@@ -270,9 +294,37 @@ Conversion ({metadata['conversion']['rule']}):
 
 {conversion}
 
-{transfer.fine_tuning_text(fine_tuning)}
+{transfer.fine_tuning_text(fine_tuning)}{experiments_text(metadata['training'].get('experiments'))}
 """
     common.write_model_card(TASK, metadata, overview=overview, evaluation=evaluation)
+
+
+def experiment_from_run(run: dict[str, Any], command: str, decision: str) -> dict[str, Any]:
+    """What ``training.experiments`` keeps of a run that was measured but not shipped (taken from
+    the model.json that run wrote, so no figure is copied by hand)."""
+    chosen = run["training"]["candidates"][run["training"]["chosen"]]
+    m = run["metrics"]
+    return {"command": command, "chosen": run["training"]["chosen"], "fine_tuning": run["training"]["fine_tuning"],
+            "val": {"HAM10000": chosen["val_auc_HAM10000"], "ISIC2017": chosen["val_auc_ISIC2017"],
+                    "mean": chosen["val_auc_mean"]},
+            "test": {"all": m["test"]["roc_auc"], "HAM10000": m["test_HAM10000"]["roc_auc"],
+                     "ISIC2017": m["test_ISIC2017"]["roc_auc"], "sensitivity": m["test"]["sensitivity"],
+                     "specificity": m["test"]["specificity"]},
+            "decision": decision}
+
+
+def experiments_text(experiments: dict[str, Any] | None) -> str:
+    """Runs that were measured but not shipped, with why."""
+    lines = []
+    for name, e in (experiments or {}).items():
+        v, t = e["val"], e["test"]
+        lines.append(
+            f"\n\nMeasured, not shipped — **{name}** (`{e['command']}`, chosen in that run: {e['chosen']}): "
+            f"validation AUC HAM {v['HAM10000']:.4f}, ISIC {v['ISIC2017']:.4f}, mean {v['mean']:.4f}; test AUC "
+            f"{t['all']:.3f} (HAM {t['HAM10000']:.3f}, ISIC {t['ISIC2017']:.3f}), sensitivity {t['sensitivity']:.3f} "
+            f"at specificity {t['specificity']:.3f}. {transfer.fine_tuning_text(e['fine_tuning'])} "
+            f"Decision: {e['decision']}")
+    return "".join(lines)
 
 
 if __name__ == "__main__":

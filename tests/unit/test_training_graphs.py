@@ -132,6 +132,46 @@ def test_retraining_keeps_the_experiments_other_commands_recorded(tmp_path, monk
     assert common.read_model_json("x")["training"]["experiments"] == recorded
 
 
+def test_whole_backbone_fine_tuning_trains_every_layer_and_restores_the_best_epoch(shared_data):
+    # GIVEN validation scores that peak after the first full epoch, WHEN the whole backbone is tuned,
+    # THEN it stops after `patience` worse epochs, the extractor holds that epoch's weights, every
+    # convolution moved from ImageNet/random init and batch-norm statistics did not.
+    from train import transfer
+
+    # ImageNet weights (../shared/weights): with random ones the last ReLU6 is silent and nothing trains
+    extractor = transfer.build_feature_extractor("mobilenet_v2", None)
+    backbone = transfer.backbone_of(extractor)
+    images = np.random.default_rng(0).uniform(0, 255, (12, 224, 224, 3)).astype(np.float32)
+    labels = np.array([0, 1] * 6)
+    split = np.array(["train"] * 8 + ["val"] * 4)
+    first_conv = backbone.get_layer("Conv1").kernel
+    moving_mean = next(w for w in backbone.weights if "moving_mean" in w.path)
+    before = {"conv": np.array(first_conv), "moving_mean": np.array(moving_mean)}
+    planned, seen = iter([0.1, 0.9, 0.2, 0.1, 0.8]), []
+
+    def score(p):
+        assert p.shape == (4, 2)
+        seen.append(np.array(first_conv))
+        return next(planned)
+
+    summary = transfer.fine_tune_whole_backbone(extractor, images, labels, split, score=score,
+                                                augmentation=transfer.dermoscopy_augmentation(0), learning_rate=1e-3,
+                                                epochs=4, seed=0, head_epochs=1, patience=2, batch_size=4)
+    assert (summary["best_epoch"], summary["epochs_run"]) == (1, 3)
+    assert np.array_equal(np.array(first_conv), seen[1])  # the best epoch's weights, not the last
+    assert not np.allclose(seen[1], before["conv"])  # the first convolution trained too
+    assert np.array_equal(np.array(moving_mean), before["moving_mean"])
+
+
+def test_dermoscopy_augmentation_changes_training_images_only():
+    from train import transfer
+
+    augmentation = transfer.dermoscopy_augmentation(0)
+    images = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    assert np.array_equal(np.asarray(augmentation(images, training=False)), images)
+    assert not np.allclose(np.asarray(augmentation(images, training=True)), images)
+
+
 def test_parity_failure_is_loud():
     import keras
 
