@@ -127,6 +127,12 @@ def library_versions() -> dict[str, str]:
     return found
 
 
+def balanced_class_weight(labels: np.ndarray, n_classes: int) -> dict[int, float]:
+    """Keras ``class_weight`` that gives every class the same total weight (n / (k * count))."""
+    counts = np.bincount(labels, minlength=n_classes)
+    return {i: float(len(labels) / (n_classes * max(counts[i], 1))) for i in range(n_classes)}
+
+
 def write_model_json(task: str, metadata: dict[str, Any]) -> dict[str, Any]:
     """Write ``functions/<task>/model/model.json`` (floats rounded) and return what was written.
     ``training.experiments`` (runs measured by other commands, e.g. ``make experiment-histopathology``)

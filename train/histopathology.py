@@ -137,8 +137,7 @@ def train_candidate(name: str, splits, *, epochs: int, seed: int, batch_size: in
                   metrics=["accuracy"])
     x_train, y_train, _ = splits["train"]
     x_val, y_val, _ = splits["val"]
-    counts = np.bincount(y_train, minlength=2)
-    class_weight = {i: len(y_train) / (2.0 * counts[i]) for i in range(2)}  # ~2.7:1 imbalance
+    class_weight = common.balanced_class_weight(y_train, 2)  # ~2.7:1 imbalance
     print(f"[{name}] {model.count_params():,} parameters; class weights {class_weight}", flush=True)
 
     class SoftmaxAUC(keras.callbacks.Callback):

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     from sklearn.linear_model import LogisticRegression
 
-    pooled_train, pooled_val = transfer.pooled_from_maps(upper, maps_train), transfer.pooled_from_maps(upper, maps_val)
+    pooled_train, pooled_val = transfer.pooled_outputs(upper, maps_train), transfer.pooled_outputs(upper, maps_val)
     frozen = max((validation_figures(y_val, LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
                                      .fit(pooled_train, y_train).predict_proba(pooled_val)[:, 1]) | {"C": c}
                   for c in (0.01, 0.1, 1.0)), key=lambda r: r["val_auc"])
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
                                          learning_rate=args.learning_rate, epochs=args.epochs, seed=args.seed)
     # Score with the temporary head the fine-tuning trained is not kept; a logistic head on the
     # fine-tuned pooled features is what a shipped model would use (linear, CAM-ready).
-    tuned_train, tuned_val = transfer.pooled_from_maps(upper, maps_train), transfer.pooled_from_maps(upper, maps_val)
+    tuned_train, tuned_val = transfer.pooled_outputs(upper, maps_train), transfer.pooled_outputs(upper, maps_val)
     tuned = max((validation_figures(y_val, LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
                                     .fit(tuned_train, y_train).predict_proba(tuned_val)[:, 1]) | {"C": c}
                  for c in (0.01, 0.1, 1.0)), key=lambda r: r["val_auc"])

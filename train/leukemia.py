@@ -219,8 +219,7 @@ def fit_head(features: np.ndarray, labels: np.ndarray, config: dict[str, Any], s
     head = build_head(features.shape[1], config["hidden_units"], config["dropout_rate"], config["l2"])
     head.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]), loss="sparse_categorical_crossentropy",
                  metrics=["accuracy"])
-    counts = np.bincount(labels, minlength=2)
-    class_weight = {i: len(labels) / (2.0 * counts[i]) for i in range(2)}
+    class_weight = common.balanced_class_weight(labels, 2)
     # Keras' per-epoch overhead dwarfs a 38-sample step: show the data STEPS_PER_EPOCH times per
     # epoch (full batches), so `epochs` epochs = epochs x STEPS_PER_EPOCH optimiser steps.
     tiled_x = np.tile(features.astype(np.float32), (STEPS_PER_EPOCH, 1))

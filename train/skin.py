@@ -18,7 +18,9 @@ validation AUC averaged over the two sources chooses.
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,9 +49,16 @@ def main(argv: list[str] | None = None) -> None:
                              "(≈ 2.5 min per epoch on 2 CPU cores; meant for a lent GPU)")
     parser.add_argument("--seed", type=int, default=2017)
     parser.add_argument("--card-only", action="store_true")
+    parser.add_argument("--record-experiment", nargs=3, metavar=("NAME", "RUN_MODEL_JSON", "RUN_COMMAND"),
+                        help="add a run that is not shipped (the model.json it wrote, kept aside) to the committed "
+                             "model.json's training.experiments, with --decision; re-render the card")
+    parser.add_argument("--decision", help="why the recorded run is not shipped")
     args = parser.parse_args(argv)
     if args.card_only:
         return write_card(common.read_model_json(TASK))
+    if args.record_experiment:
+        name, run_json, run_command = args.record_experiment
+        return record_experiment(name, json.loads(Path(run_json).read_text()), run_command, args.decision)
     started = time.time()
     common.seed_everything(args.seed)
 
@@ -79,7 +88,6 @@ def main(argv: list[str] | None = None) -> None:
             **fit_head(features, [flipped], y, source, split, args.seed), "extractor": extractor, "tag": tag,
             "constancy": constancy, "augmentation": "horizontal flips of training images, in feature space"}
     frozen = results[max(results, key=lambda key: results[key]["score"])]
-    tuned_key = f"colour_constancy={frozen['constancy']}, last stage tuned"
     if args.fine_tune_epochs:
         # A fresh extractor: fine-tuning changes its layers in place, the frozen candidate keeps its own.
         extractor = transfer.build_feature_extractor(args.backbone, args.weights, colour_constancy=frozen["constancy"])
@@ -87,9 +95,9 @@ def main(argv: list[str] | None = None) -> None:
             TASK, frozen["tag"], extractor, args.backbone, images, split, {"melanoma": y},
             augmentations=transfer.MIRRORED_AND_FLIPPED, learning_rate=args.learning_rate,
             epochs=args.fine_tune_epochs, seed=args.seed)
-        results[tuned_key] = {
+        results[f"colour_constancy={frozen['constancy']}, last stage tuned"] = {
             **fit_head(tuned.pooled, list(tuned.augmented_train.values()), y, source, split, args.seed),
-            "extractor": extractor, "constancy": frozen["constancy"],
+            "extractor": extractor, "constancy": frozen["constancy"], "fine_tuning": tuned.summary,
             "augmentation": f"{tuned.summary['augmentation']} (maps for fine-tuning, pooled features for the head)"}
     if args.full_fine_tune_epochs:
         key = f"colour_constancy={frozen['constancy']}, all layers tuned"
@@ -98,16 +106,17 @@ def main(argv: list[str] | None = None) -> None:
             extractor, images, y, split, score=lambda p: mean_val_auc(p[:, 1], y, source, split),
             augmentation=transfer.dermoscopy_augmentation(args.seed), learning_rate=2e-5,
             epochs=args.full_fine_tune_epochs, seed=args.seed)
-        pooled = transfer.pooled_from_maps(extractor, images)  # not cached: these weights exist only in this run
-        mirrored = transfer.pooled_from_maps(extractor, images[train][:, :, ::-1])
+        pooled = transfer.pooled_outputs(extractor, images)  # not cached: these weights exist only in this run
+        mirrored = transfer.pooled_outputs(extractor, images[train][:, :, ::-1])
         results[key] = {**fit_head(pooled, [mirrored], y, source, split, args.seed), "extractor": extractor,
-                        "constancy": frozen["constancy"], "whole_backbone": whole,
+                        "constancy": frozen["constancy"], "fine_tuning": whole,
                         "augmentation": f"{whole['augmentation']} for tuning; horizontal flips for the head"}
     choice = max(results, key=lambda key: results[key]["score"])
     chosen, constancy = results[choice], results[choice]["constancy"]
-    fine_tuning = {**tuned.summary, "chosen": choice == tuned_key} if args.fine_tune_epochs else {"run": False}
-    if "whole_backbone" in chosen:
-        fine_tuning = {**chosen["whole_backbone"], "chosen": True}
+    # model.json keeps the chosen tuning run, else the first one that lost, else says none ran.
+    tuning_runs = [key for key in results if "fine_tuning" in results[key]]
+    shown = choice if choice in tuning_runs else next(iter(tuning_runs), None)
+    fine_tuning = {**results[shown]["fine_tuning"], "chosen": shown == choice} if shown else {"run": False}
     print(f"chosen on validation: {choice}, l2 {chosen['l2']}", flush=True)
     model = transfer.build_cam_model(chosen["extractor"], {"melanoma": {"dense": chosen["dense"], "cam_class": 1}})
     common.export_saved_model(model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)
@@ -265,8 +274,9 @@ def write_card(metadata: dict[str, Any]) -> None:
     t = m["test"]
     fine_tuning = metadata["training"]["fine_tuning"]
     tuned = isinstance(fine_tuning, dict) and fine_tuning.get("chosen", False)
+    tuned_part = "All-layers-tuned" if tuned and fine_tuning["from_layer"] == "all layers" else "Last-stage-tuned"
     overview = f"""
-Ranks a dermoscopy image as **melanoma** or **benign**. {'Last-stage-tuned' if tuned else 'Frozen'}
+Ranks a dermoscopy image as **melanoma** or **benign**. {tuned_part if tuned else 'Frozen'}
 **{metadata['training']['backbone']}** ImageNet features{' after Shades-of-Grey colour constancy' if metadata['training']['colour_constancy'] else ''}, a
 linear class-weighted head trained with flip augmentation; with `"explain": true` the answer carries a
 class-activation heatmap. Operating point: threshold **{metadata['output']['threshold']:.3f}**
@@ -311,6 +321,13 @@ def experiment_from_run(run: dict[str, Any], command: str, decision: str) -> dic
                      "ISIC2017": m["test_ISIC2017"]["roc_auc"], "sensitivity": m["test"]["sensitivity"],
                      "specificity": m["test"]["specificity"]},
             "decision": decision}
+
+
+def record_experiment(name: str, run: dict[str, Any], command: str, decision: str) -> None:
+    metadata = common.read_model_json(TASK)
+    metadata["training"].setdefault("experiments", {})[name] = common.rounded(experiment_from_run(run, command, decision))
+    common.model_json_path(TASK).write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n")
+    write_card(metadata)
 
 
 def experiments_text(experiments: dict[str, Any] | None) -> str:

@@ -158,9 +158,21 @@ def cached_maps(task: str, tag: str, model, images: np.ndarray) -> np.ndarray:
                             lambda chunk: feature_maps(model, chunk).astype(np.float16), f"maps {tag}")
 
 
-def pooled_from_maps(upper, maps: np.ndarray) -> np.ndarray:
-    return np.concatenate([feature_maps(upper, maps[start : start + 256]).mean(axis=(1, 2))
-                           for start in range(0, len(maps), 256)])
+def pooled_outputs(model, inputs: np.ndarray) -> np.ndarray:
+    """``model``'s output maps, globally average-pooled, 256 inputs at a time (not cached)."""
+    return np.concatenate([feature_maps(model, inputs[start : start + 256]).mean(axis=(1, 2))
+                           for start in range(0, len(inputs), 256)])
+
+
+def set_trainable_except_batch_norm(backbone, trainable: bool) -> None:
+    """(Un)freeze ``backbone`` but keep batch norm frozen: ImageNet statistics, which small
+    fine-tuning batches would wreck."""
+    from keras import layers
+
+    backbone.trainable = trainable
+    for layer in backbone.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.trainable = False
 
 
 def fine_tune_top(extractor, upper, maps: np.ndarray, targets: dict[str, np.ndarray],
@@ -178,10 +190,7 @@ def fine_tune_top(extractor, upper, maps: np.ndarray, targets: dict[str, np.ndar
 
     common.seed_everything(seed)
     backbone = backbone_of(extractor)
-    backbone.trainable = True
-    for layer in backbone.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            layer.trainable = False
+    set_trainable_except_batch_norm(backbone, True)
     inputs = keras.Input(maps.shape[1:])
     pooled = layers.Dropout(0.2)(layers.GlobalAveragePooling2D()(upper(inputs)))
     outputs = {name: layers.Dense(int(y.max()) + 1, activation="softmax", name=name)(pooled)
@@ -233,7 +242,7 @@ def fine_tune_last_stage(task: str, tag: str, extractor, backbone: str, images: 
         (maps[val].astype(np.float32), {name: y[val] for name, y in targets.items()}),
         learning_rate=learning_rate, epochs=epochs, seed=seed)
     return TunedFeatures(
-        pooled_from_maps(upper, maps), {name: pooled_from_maps(upper, m) for name, m in augmented.items()},
+        pooled_outputs(upper, maps), {name: pooled_outputs(upper, m) for name, m in augmented.items()},
         {"run": True, **summary, "from_layer": stage,
          "augmentation": " + ".join(["original", *augmented]) + " training images",
          "rule": "last stage trained on cached maps (batch norm frozen), early stopping on validation loss"})
@@ -266,18 +275,15 @@ def fine_tune_whole_backbone(extractor, images: np.ndarray, labels: np.ndarray, 
     common.seed_everything(seed)
     backbone = backbone_of(extractor)
     train, val = split == "train", split == "val"
+    n_classes = int(labels.max()) + 1
     inputs = keras.Input(images.shape[1:])
     pooled = layers.GlobalAveragePooling2D()(extractor(augmentation(inputs)))
-    model = keras.Model(inputs, layers.Dense(int(labels.max()) + 1, activation="softmax")(layers.Dropout(0.2)(pooled)))
-    counts = np.bincount(labels[train])
-    class_weight = {c: float(len(labels[train]) / (len(counts) * counts[c])) for c in range(len(counts))}
+    model = keras.Model(inputs, layers.Dense(n_classes, activation="softmax")(layers.Dropout(0.2)(pooled)))
+    class_weight = common.balanced_class_weight(labels[train], n_classes)
     x_train, y_train, x_val = images[train].astype(np.float32), labels[train], images[val].astype(np.float32)
 
     def compile_with(rate: float, backbone_trainable: bool) -> None:
-        backbone.trainable = backbone_trainable
-        for layer in backbone.layers:
-            if isinstance(layer, layers.BatchNormalization):
-                layer.trainable = False
+        set_trainable_except_batch_norm(backbone, backbone_trainable)
         model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy")
 
     def one_epoch() -> float:
@@ -372,9 +378,7 @@ def train_linear_head(features: np.ndarray, labels: np.ndarray, n_classes: int, 
         layers.Dropout(0.2)(inputs))
     model = keras.Model(inputs, outputs)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-    counts = np.bincount(labels, minlength=n_classes)
-    class_weight = ({i: len(labels) / (n_classes * max(counts[i], 1)) for i in range(n_classes)}
-                    if class_weighting else None)
+    class_weight = common.balanced_class_weight(labels, n_classes) if class_weighting else None
     model.fit(features, labels, validation_data=val, epochs=epochs, batch_size=128, class_weight=class_weight,
               verbose=0, callbacks=[keras.callbacks.EarlyStopping(patience=15, restore_best_weights=True)])
     return model.get_layer(name)
