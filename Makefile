@@ -6,16 +6,19 @@ PYTHON ?= python3
 VENV := .venv
 VENV_SAM := .venv-sam
 PY := $(VENV)/bin/python
+# Backbones tuned end to end by `make finetune-<task>` (committed; WEIGHTS=default trains on the ImageNet ones)
+BRAIN_WEIGHTS := train/weights/brain/backbone.weights.h5
+SKIN_WEIGHTS := train/weights/skin/backbone.weights.h5
 SAM := SAM_CLI_TELEMETRY=0 $(VENV_SAM)/bin/sam
 RIE := build/bin/aws-lambda-rie
 LAMBDA_BASE := ../shared/tools/lambda-base
 export ONCOSERVE_DATA_ROOT ?= $(abspath ../shared/data)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup serve test test-fast replay events lint-template train-leukemia train-breast-survival train-histopathology experiment-histopathology train-brain train-skin train-all bench wheels images images-test images-clean clean
+.PHONY: help setup serve test test-fast replay events lint-template train-leukemia train-breast-survival train-histopathology experiment-histopathology train-brain train-skin finetune-brain finetune-skin pack-brain pack-skin train-all bench wheels images images-test images-clean clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements/dev.txt requirements/survival-check.txt functions/requirements.txt functions/requirements-tracing.txt
 	$(PYTHON) -m venv $(VENV)
@@ -69,11 +72,20 @@ train-histopathology: $(VENV)/.installed ## CancerNet and two stain-robust varia
 experiment-histopathology: $(VENV)/.installed ## MobileNetV2 on upscaled patches vs CancerNet, validation only (~8 min CPU)
 	$(PY) -m train.histopathology_transfer
 
-train-brain: $(VENV)/.installed ## frozen MobileNetV2 + linear heads, CAM (~4 min CPU; BACKBONE=xception WEIGHTS=path FINE_TUNE_EPOCHS=15)
-	$(PY) -m train.brain --backbone $(or $(BACKBONE),mobilenet_v2) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS))
+train-brain: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed) + linear heads, CAM (~5 min CPU; WEIGHTS=default: ImageNet; BACKBONE=xception WEIGHTS=path)
+	$(PY) -m train.brain --backbone $(or $(BACKBONE),mobilenet_v2) --weights $(or $(WEIGHTS),$(if $(BACKBONE),default,$(BRAIN_WEIGHTS))) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS))
 
-train-skin: $(VENV)/.installed ## MobileNetV2 (last stage tuned) + colour constancy + linear head, CAM (~10 min CPU; BACKBONE=vgg16 WEIGHTS=path FINE_TUNE_EPOCHS=0 FULL_FINE_TUNE_EPOCHS=20)
-	$(PY) -m train.skin --backbone $(or $(BACKBONE),mobilenet_v2) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS)) $(if $(FULL_FINE_TUNE_EPOCHS),--full-fine-tune-epochs $(FULL_FINE_TUNE_EPOCHS))
+train-skin: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed; last stage tuned again) + colour constancy + linear head, CAM (~12 min CPU; WEIGHTS=default: ImageNet; BACKBONE=vgg16 WEIGHTS=path)
+	$(PY) -m train.skin --backbone $(or $(BACKBONE),mobilenet_v2) --weights $(or $(WEIGHTS),$(if $(BACKBONE),default,$(SKIN_WEIGHTS))) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS)) $(if $(FULL_FINE_TUNE_EPOCHS),--full-fine-tune-epochs $(FULL_FINE_TUNE_EPOCHS))
+
+finetune-brain: $(VENV)/.installed ## tune every backbone layer → build/brain/finetuned (~20 min CPU; PACK=devicepack/brain.npz on a GPU machine)
+	$(PY) -m train.finetune run brain --out build/brain/finetuned $(if $(PACK),--pack $(PACK))
+
+finetune-skin: $(VENV)/.installed ## tune every backbone layer → build/skin/finetuned (~25 min CPU; PACK=devicepack/skin.npz on a GPU machine)
+	$(PY) -m train.finetune run skin --out build/skin/finetuned $(if $(PACK),--pack $(PACK))
+
+pack-brain pack-skin: $(VENV)/.installed ## train+val images for a GPU machine → devicepack/<task>.npz (README: fine-tuning on a GPU)
+	$(PY) -m train.finetune pack $(@:pack-%=%)
 
 train-all: train-leukemia train-breast-survival train-histopathology train-brain train-skin ## every model, in turn
 

@@ -1,8 +1,9 @@
 """
 Title: Brain CT/MRI — tumour vs healthy (recall first) and MRI tumour type
 Description: ImageNet backbone (MobileNetV2 by default; Xception as in the seed when its weights
-    are given), frozen or with its last stage fine-tuned on cached maps, linear heads for tumour, modality and
-    MRI type; per-modality thresholds for tumour recall >= 0.98 chosen on validation;
+    are given) — by default the one tuned end to end by ``train.finetune`` (train/weights/brain),
+    else frozen or with its last stage fine-tuned on cached maps — linear heads for tumour, modality and
+    MRI type; per-modality thresholds for tumour recall >= 0.99 on validation (goal: 0.98 on test);
     class-activation maps from the same graph.
 Accelerator: none (≈ 5 minutes on 2 CPU cores frozen, ≈ 10 with ``--fine-tune-epochs 15``).
 
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from train import common, transfer
+from train import common, finetune, transfer
 from train.images import load_images, load_manifest
 
 from oncoserve_runtime import ImagePreprocessing, to_grey_rgb  # noqa: E402
@@ -32,7 +33,11 @@ TASK = "brain"
 TUMOR_LABELS = ["healthy", "tumor"]
 MODALITIES = ["ct", "mri"]
 TYPES = ["glioma", "meningioma", "pituitary"]
-MIN_RECALL = 0.98
+MIN_RECALL = 0.98  # the goal on test
+# Thresholds aim one point higher on validation: 120 CT / 196 MRI validation tumours pin recall down
+# only to a point or two, and a threshold set at exactly 0.98 missed the goal on test (MRI 0.969,
+# the 15-epoch experiment). Decided before any model trained with it was evaluated on test.
+VAL_RECALL_TARGET = 0.99
 
 """
 ## Data
@@ -77,21 +82,24 @@ def main(argv: list[str] | None = None) -> None:
 
     train, val, test = (split == "train"), (split == "val"), (split == "test")
     extractor = transfer.build_feature_extractor(args.backbone, args.weights)
+    tag = f"{transfer.cache_tag(args.backbone, args.weights)}_grey"
     if args.fine_tune_epochs:
         # All three targets at once; untyped tumours and the type head: label -1, ignored.
         tuned = transfer.fine_tune_last_stage(
-            TASK, f"{args.backbone}_grey", extractor, args.backbone, data["images"], split,
+            TASK, tag, extractor, args.backbone, data["images"], split,
             {"tumor": data["tumor"], "modality": data["modality"], "tumor_type": data["type"]},
             augmentations=transfer.MIRRORED, learning_rate=args.learning_rate, epochs=args.fine_tune_epochs,
             seed=args.seed)
         features, fine_tuning = tuned.pooled, tuned.summary
     else:
-        features = transfer.pooled_features(TASK, f"{args.backbone}_grey", extractor, data["images"])
+        features = transfer.pooled_features(TASK, tag, extractor, data["images"])
         fine_tuning = {"run": False}
 
     """
     ## Train the heads (chosen on validation)
     """
+    # Weights tuned by `python -m train.finetune` carry the record of that run (finetune.json beside them).
+    backbone_tuning = {"backbone_tuning": record} if (record := finetune.recorded_fine_tuning(args.weights)) else {}
     typed = data["type"] >= 0
     heads, choices = {}, {}
     for name, target, rows, n_classes in (("tumor", data["tumor"], np.ones_like(train), 2),
@@ -147,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     for i, modality in enumerate(MODALITIES):
         v, t = data["modality"][val] == i, data["modality"][test] == i
         thresholds[modality] = common.choose_threshold(data["tumor"][val][v], val_out["tumor"][v, 1],
-                                                       min_sensitivity=MIN_RECALL)
+                                                       min_sensitivity=VAL_RECALL_TARGET)
         m = common.binary_metrics(data["tumor"][test][t], test_out["tumor"][t, 1], thresholds[modality]["threshold"])
         metrics[f"test_{modality}"] = {**m, "recall": m["sensitivity"],
                                        "slice": f"{modality.upper()} test images (tumour vs healthy)"}
@@ -175,10 +183,11 @@ def main(argv: list[str] | None = None) -> None:
     metadata = {
         "name": f"oncoserve-brain-{args.backbone.replace('_', '')}-cam",
         "task": TASK,
-        "version": "1.0.0",
-        "changelog": {"1.0.0": f"First release: {args.backbone} features "
-                               f"({'last stage fine-tuned' if fine_tuning['run'] else 'frozen'}), linear heads, "
-                               f"{shipped} TFLite."},
+        "version": "1.1.0",
+        "changelog": {"1.0.0": "First release: mobilenet_v2 features (frozen), linear heads, float16 TFLite.",
+                      "1.1.0": f"{args.backbone} features ({backbone_state({**backbone_tuning, 'fine_tuning': fine_tuning})[2:]}), linear heads refitted; "
+                               f"thresholds for validation recall >= {VAL_RECALL_TARGET} (a margin over the "
+                               f"{MIN_RECALL} goal); {shipped} TFLite."},
         "artifact": {"file": artifact.name, "sha256": variants[shipped].sha256, "bytes": len(variants[shipped].content),
                      "variant": shipped, "max_abs_diff_vs_keras": variants[shipped].max_abs_diff},
         "input": {"kind": "image", "dtype": "float32", "shape": [None, *data["images"].shape[1:]],
@@ -193,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
                    "type_labels": TYPES, "type_tensor": "tumor_type", "cam_tensor": "tumor_cam"},
         "training": {"seed": args.seed, "backbone": args.backbone, "weights": args.weights or "default",
                      "heads": choices, "thresholds": thresholds, "command": "make train-brain",
-                     "fine_tuning": fine_tuning,
+                     "fine_tuning": fine_tuning, **backbone_tuning,
                      "seconds": round(time.time() - started, 1)},
         "conversion": {"variants": comparison, "shipped": shipped,
                        "rule": shipping_rule("per-modality test AUC", "LiteRT, 1 thread, 1 image")},
@@ -339,12 +348,15 @@ Answers **tumor** or **healthy** for one CT or MRI brain slice; for MRI it also 
 (glioma / meningioma / pituitary). The request may state `modality` (`ct`/`mri`); otherwise the
 model predicts it and says how sure it is. With `"explain": true` the answer carries a
 class-activation heatmap (PNG), computed from the same TFLite graph without gradients.
-Backbone: **{metadata['training']['backbone']}** (ImageNet{', last stage fine-tuned' if isinstance(metadata['training']['fine_tuning'], dict) and metadata['training']['fine_tuning'].get('run') else ', frozen'}), linear heads; inputs are greyscale,
+Backbone: **{metadata['training']['backbone']}** (ImageNet{backbone_state(metadata['training'])}), linear heads; inputs are greyscale,
 resized to one fixed square, so image size and colour carry no signal by construction.
 """
+    recall_target = float(metadata["training"]["thresholds"]["ct"]["rule"].split(">= ")[-1])
+    margin = (f" (a margin over the {MIN_RECALL} goal: ~120–200 validation tumours per modality pin recall down "
+              f"only to a point or two)" if recall_target > MIN_RECALL else "")
     evaluation = f"""
 **Recall first.** Thresholds were chosen per modality on validation as the highest threshold with
-tumour recall ≥ 0.98; the table shows what that costs on test:
+tumour recall ≥ {recall_target}{margin}; the table shows what that costs on test:
 
 | modality | test images | threshold | recall | specificity | precision | ROC-AUC | errors |
 |---|---|---|---|---|---|---|---|
@@ -365,7 +377,7 @@ Where the tumour evidence sits — share of positive CAM mass on the outer ring 
 (≈ 49% of the image; scanners burn text into corners and edges): CT tumour
 {r['border_cam_share_ct_tumor']:.2f}, CT healthy {r['border_cam_share_ct_healthy']:.2f}, MRI tumour
 {r['border_cam_share_mri_tumor']:.2f}, MRI healthy {r['border_cam_share_mri_healthy']:.2f}. On tumour images
-the evidence is not edge-dominated (CT about the ring's area share, MRI mostly central), so the
+the evidence is not edge-dominated (CT {'below' if r['border_cam_share_ct_tumor'] < 0.45 else 'about'} the ring's area share, MRI mostly central), so the
 model does not, on average, read the burned-in text; individual CT examples below still show
 evidence on text or the skull edge, and with no patient ids and source-confounded CT classes
 (PROVENANCE.md) a shortcut cannot be ruled out. Treat the CT figures as optimistic.
@@ -374,9 +386,16 @@ Conversion ({metadata['conversion']['rule']}):
 
 {conversion}
 
-{transfer.fine_tuning_text(metadata['training']['fine_tuning'])}{experiments_text(metadata['training'].get('experiments'))}
+{transfer.fine_tuning_text(metadata['training']['fine_tuning'], backbone_tuned=bool(metadata['training'].get('backbone_tuning')))}{transfer.backbone_tuning_text(metadata['training'].get('backbone_tuning'), metadata['training']['weights'])}{experiments_text(metadata['training'].get('experiments'))}
 """
     common.write_model_card(TASK, metadata, overview=overview, evaluation=evaluation)
+
+
+def backbone_state(training: dict[str, Any]) -> str:
+    if training.get("backbone_tuning"):
+        return ", fine-tuned end to end"
+    fine_tuning = training.get("fine_tuning")
+    return ", last stage fine-tuned" if isinstance(fine_tuning, dict) and fine_tuning.get("run") else ", frozen"
 
 
 def experiments_text(experiments: dict[str, Any] | None) -> str:

@@ -72,6 +72,17 @@ def build_dir(task: str) -> Path:
     return path
 
 
+def auc_by_group(y_true: np.ndarray, p_positive: np.ndarray, groups: np.ndarray) -> dict[str, float]:
+    """ROC-AUC within each group (e.g. each source dataset), groups in sorted order."""
+    return {str(g): binary_metrics(y_true[groups == g], p_positive[groups == g], 0.5)["roc_auc"]
+            for g in sorted(set(groups.tolist()))}
+
+
+def mean_auc_by_group(y_true: np.ndarray, p_positive: np.ndarray, groups: np.ndarray) -> float:
+    """The mean of the per-group AUCs: a model must hold up in every group, not only the largest."""
+    return float(np.mean(list(auc_by_group(y_true, p_positive, groups).values())))
+
+
 def binary_metrics(y_true: np.ndarray, p_positive: np.ndarray, threshold: float) -> dict[str, Any]:
     """Accuracy, sensitivity, specificity, balanced accuracy, precision, F1, ROC-AUC, PR-AUC, confusion."""
     from sklearn.metrics import average_precision_score, roc_auc_score

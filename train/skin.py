@@ -1,10 +1,11 @@
 """
 Title: Melanoma vs benign in dermoscopy images, held up on two sources
 Description: ImageNet backbone (MobileNetV2 by default; VGG16 as in the seed when its weights
-    are given), frozen or with its last stage fine-tuned, Shades-of-Grey colour constancy, flip
+    are given) — by default the one tuned end to end by ``train.finetune`` (train/weights/skin) —
+    frozen or with its last stage fine-tuned again, Shades-of-Grey colour constancy, flip
     augmentation, a linear class-weighted head (exact CAMs); threshold on validation for
     sensitivity >= 0.90.
-Accelerator: none (frozen ≈ 10 minutes on 2 CPU cores; last-stage fine-tuning ≈ 20 more).
+Accelerator: none (≈ 10 minutes on 2 CPU cores with the default last-stage fine-tuning).
 
 ## Introduction
 
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from train import common, transfer
+from train import common, finetune, transfer
 from train.images import load_images, load_manifest
 
 from oncoserve_runtime import ImagePreprocessing  # noqa: E402
@@ -34,6 +35,15 @@ TASK = "skin"
 LABELS = ["benign", "melanoma"]
 SOURCES = ["HAM10000", "ISIC2017"]
 MIN_SENSITIVITY = 0.90
+
+
+def load_data(backbone: str) -> dict[str, Any]:
+    manifest = load_manifest(TASK)
+    size = transfer.BACKBONES[backbone].input_size
+    preprocessing = ImagePreprocessing(size=(size, size), scaling="none")
+    return {"preprocessing": preprocessing, "images": load_images(TASK, list(manifest["path"]), preprocessing),
+            "y": (manifest["label"].to_numpy() == "melanoma").astype(int),
+            "source": manifest["source_dataset"].to_numpy(), "split": manifest["split"].to_numpy()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,13 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     common.seed_everything(args.seed)
 
-    manifest = load_manifest(TASK)
-    size = transfer.BACKBONES[args.backbone].input_size
-    preprocessing = ImagePreprocessing(size=(size, size), scaling="none")
-    images = load_images(TASK, list(manifest["path"]), preprocessing)
-    y = (manifest["label"].to_numpy() == "melanoma").astype(int)
-    source = manifest["source_dataset"].to_numpy()
-    split = manifest["split"].to_numpy()
+    data = load_data(args.backbone)
+    images, y, source, split, preprocessing = (data[k] for k in ("images", "y", "source", "split", "preprocessing"))
     train, val, test = split == "train", split == "val", split == "test"
     print({s: int((split == s).sum()) for s in ("train", "val", "test")}, flush=True)
 
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     results = {}
     for constancy in (False, True):
-        tag = f"{args.backbone}{'_sog' if constancy else ''}"
+        tag = f"{transfer.cache_tag(args.backbone, args.weights)}{'_sog' if constancy else ''}"
         extractor = transfer.build_feature_extractor(args.backbone, args.weights, colour_constancy=constancy)
         features = transfer.pooled_features(TASK, tag, extractor, images)
         flipped = transfer.pooled_features(TASK, tag + "_flip_train", extractor, images[train][:, :, ::-1])
@@ -103,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
         key = f"colour_constancy={frozen['constancy']}, all layers tuned"
         extractor = transfer.build_feature_extractor(args.backbone, args.weights, colour_constancy=frozen["constancy"])
         whole = transfer.fine_tune_whole_backbone(
-            extractor, images, y, split, score=lambda p: mean_val_auc(p[:, 1], y, source, split),
+            extractor, images, {"melanoma": y}, split,
+            score=lambda outputs: mean_val_auc(outputs["melanoma"][:, 1], y, source, split),
             augmentation=transfer.dermoscopy_augmentation(args.seed), learning_rate=2e-5,
             epochs=args.full_fine_tune_epochs, seed=args.seed)
         pooled = transfer.pooled_outputs(extractor, images)  # not cached: these weights exist only in this run
@@ -118,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     shown = choice if choice in tuning_runs else next(iter(tuning_runs), None)
     fine_tuning = {**results[shown]["fine_tuning"], "chosen": shown == choice} if shown else {"run": False}
     print(f"chosen on validation: {choice}, l2 {chosen['l2']}", flush=True)
+    # Weights tuned by `python -m train.finetune` carry the record of that run (finetune.json beside them).
+    backbone_tuning = {"backbone_tuning": record} if (record := finetune.recorded_fine_tuning(args.weights)) else {}
     model = transfer.build_cam_model(chosen["extractor"], {"melanoma": {"dense": chosen["dense"], "cam_class": 1}})
     common.export_saved_model(model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)
 
@@ -171,12 +179,15 @@ def main(argv: list[str] | None = None) -> None:
     metadata = {
         "name": f"oncoserve-skin-{args.backbone.replace('_', '')}-cam",
         "task": TASK,
-        "version": "1.1.0",
+        "version": "1.2.0",
         "changelog": {"1.0.0": "First release: frozen mobilenet_v2 features, linear head, float32 TFLite.",
-                      "1.1.0": f"Last-stage fine-tuning as a candidate; shipped: {choice}, {shipped} TFLite."},
+                      "1.1.0": "Last-stage fine-tuning as a candidate; shipped: colour_constancy=True, last stage tuned, "
+                               "float16 TFLite.",
+                      "1.2.0": f"Candidates on {'a backbone tuned end to end (train.finetune)' if backbone_tuning else 'ImageNet weights'}; "
+                               f"shipped: {choice}, {shipped} TFLite."},
         "artifact": {"file": artifact.name, "sha256": variants[shipped].sha256, "bytes": len(variants[shipped].content),
                      "variant": shipped, "max_abs_diff_vs_keras": variants[shipped].max_abs_diff},
-        "input": {"kind": "image", "dtype": "float32", "shape": [None, size, size, 3], "value_range": [0, 255],
+        "input": {"kind": "image", "dtype": "float32", "shape": [None, *images.shape[1:]], "value_range": [0, 255],
                   "channels": ["R", "G", "B"]},
         "preprocessing": {"in_graph": (["Shades-of-Grey colour constancy (p = 6)"] if constancy else [])
                           + [f"{args.backbone} input scaling"],
@@ -190,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
                                     for key, r in results.items()},
                      "chosen": choice, "augmentation": chosen["augmentation"],
                      "class_weighting": "inverse class frequency", "threshold": threshold,
-                     "fine_tuning": fine_tuning,
+                     "fine_tuning": fine_tuning, **backbone_tuning,
                      "command": "make train-skin", "seconds": round(time.time() - started, 1)},
         "conversion": {"variants": comparison, "shipped": shipped,
                        "rule": shipping_rule("per-source test AUC", "LiteRT, 1 thread, 1 image")},
@@ -229,13 +240,12 @@ def fit_head(features: np.ndarray, augmented_train: list[np.ndarray], y: np.ndar
 
 def val_auc_per_source(p_val: np.ndarray, y: np.ndarray, source: np.ndarray, split: np.ndarray) -> dict[str, float]:
     val = split == "val"
-    return {s: common.binary_metrics(y[val][source[val] == s], p_val[source[val] == s], 0.5)["roc_auc"]
-            for s in SOURCES}
+    return common.auc_by_group(y[val], p_val, source[val])
 
 
 def mean_val_auc(p_val: np.ndarray, y: np.ndarray, source: np.ndarray, split: np.ndarray) -> float:
     """How every skin candidate is rated: the mean of the per-source validation AUCs (it must hold up on both)."""
-    return float(np.mean(list(val_auc_per_source(p_val, y, source, split).values())))
+    return common.mean_auc_by_group(y[split == "val"], p_val, source[split == "val"])
 
 
 def write_plots(y, source, test, p_test, metrics, threshold, images, content, seed) -> list[str]:
@@ -274,10 +284,11 @@ def write_card(metadata: dict[str, Any]) -> None:
     t = m["test"]
     fine_tuning = metadata["training"]["fine_tuning"]
     tuned = isinstance(fine_tuning, dict) and fine_tuning.get("chosen", False)
+    end_to_end = bool(metadata["training"].get("backbone_tuning"))
     tuned_part = "All-layers-tuned" if tuned and fine_tuning["from_layer"] == "all layers" else "Last-stage-tuned"
     overview = f"""
-Ranks a dermoscopy image as **melanoma** or **benign**. {tuned_part if tuned else 'Frozen'}
-**{metadata['training']['backbone']}** ImageNet features{' after Shades-of-Grey colour constancy' if metadata['training']['colour_constancy'] else ''}, a
+Ranks a dermoscopy image as **melanoma** or **benign**. {tuned_part if tuned else ('End-to-end-tuned' if end_to_end else 'Frozen')}
+**{metadata['training']['backbone']}** {'features (ImageNet weights tuned end to end on this data, see below)' if end_to_end else 'ImageNet features'}{' after Shades-of-Grey colour constancy' if metadata['training']['colour_constancy'] else ''}, a
 linear class-weighted head trained with flip augmentation; with `"explain": true` the answer carries a
 class-activation heatmap. Operating point: threshold **{metadata['output']['threshold']:.3f}**
 ({metadata['output']['threshold_rule']}).
@@ -304,7 +315,7 @@ Conversion ({metadata['conversion']['rule']}):
 
 {conversion}
 
-{transfer.fine_tuning_text(fine_tuning)}{experiments_text(metadata['training'].get('experiments'))}
+{transfer.fine_tuning_text(fine_tuning, backbone_tuned=end_to_end)}{transfer.backbone_tuning_text(metadata['training'].get('backbone_tuning'), metadata['training']['weights'])}{experiments_text(metadata['training'].get('experiments'))}
 """
     common.write_model_card(TASK, metadata, overview=overview, evaluation=evaluation)
 

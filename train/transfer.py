@@ -25,6 +25,7 @@ EfficientNetB0, ResNet50 when their weights are given (a file path, or Keras' ca
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,22 @@ def resolve_weights(name: str, weights: str | None) -> str | None:
     if weights != "imagenet" and not Path(weights).is_file():
         raise FileNotFoundError(f"weights file not found: {weights}")
     return weights
+
+
+def cache_tag(name: str, weights: str | None) -> str:
+    """Names feature caches by backbone *and* weights, so fine-tuned weights never reuse features
+    computed with the ImageNet ones: the default weights keep the plain backbone name."""
+    path = resolve_weights(name, weights)
+    if path is None:
+        return f"{name}_random"
+    if path == "imagenet":
+        return f"{name}_imagenet"
+    default = DEFAULT_WEIGHTS.get(name)
+    if default and Path(path).name == default:
+        return name
+    import hashlib
+
+    return f"{name}_{hashlib.sha256(Path(path).read_bytes()).hexdigest()[:8]}"
 
 
 def build_feature_extractor(name: str, weights: str | None, *, colour_constancy: bool = False,
@@ -261,35 +278,63 @@ def dermoscopy_augmentation(seed: int):
                              layers.RandomContrast(0.15, seed=seed + 3)], name="augmentation")
 
 
-def fine_tune_whole_backbone(extractor, images: np.ndarray, labels: np.ndarray, split: np.ndarray, *, score,
-                             augmentation, learning_rate: float, epochs: int, seed: int, head_epochs: int = 2,
-                             patience: int = 3, batch_size: int = 32) -> dict[str, Any]:
+def anatomy_augmentation(seed: int):
+    """Training-only random layers for CT/MRI slices: left-right mirroring only (anatomy has an up
+    and down), small rotations and zooms with black fill (slices sit on black), brightness and
+    contrast (scanners and windowing differ)."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([layers.RandomFlip("horizontal", seed=seed),
+                             layers.RandomRotation(0.03, fill_mode="constant", seed=seed + 1),  # ±11°
+                             layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 2),
+                             layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed + 3),
+                             layers.RandomContrast(0.1, seed=seed + 4)], name="augmentation")
+
+
+def fine_tune_whole_backbone(extractor, images: np.ndarray, targets: dict[str, np.ndarray], split: np.ndarray, *,
+                             score, augmentation, learning_rate: float, epochs: int, seed: int, head_epochs: int = 2,
+                             patience: int = 3, batch_size: int = 32, cosine_decay: bool = False,
+                             on_improvement=None) -> dict[str, Any]:
     """Train every layer of ``extractor``'s backbone in place (batch norm frozen) on augmented
-    training images, through a temporary softmax head: ``head_epochs`` with the backbone frozen
-    first (a random head would send large gradients into ImageNet weights), then all layers at
-    ``learning_rate``. After each epoch ``score`` rates the validation softmax outputs; the best
-    tuned epoch's weights are restored. About 2.5 minutes per epoch of 4,466 images on 2 CPU cores."""
+    training images, through temporary softmax heads, one per target (class indices; -1 = no label
+    for that head, ignored by its loss): ``head_epochs`` with the backbone frozen first (random heads
+    would send large gradients into ImageNet weights), then all layers at ``learning_rate``
+    (constant, or cosine-decayed to 0 over ``epochs``). After each epoch ``score`` rates the
+    validation outputs (a dict: target → softmax probabilities); the best tuned epoch's weights are
+    restored (and ``on_improvement(epoch, score)`` called each time the best improves, e.g. to
+    checkpoint a run that may be cut off). A single target is class-weighted (Keras weights classes for single-output models
+    only). About 2.5 minutes per epoch of 4,466 images on 2 CPU cores."""
     import keras
     from keras import layers
 
     common.seed_everything(seed)
     backbone = backbone_of(extractor)
     train, val = split == "train", split == "val"
-    n_classes = int(labels.max()) + 1
     inputs = keras.Input(images.shape[1:])
-    pooled = layers.GlobalAveragePooling2D()(extractor(augmentation(inputs)))
-    model = keras.Model(inputs, layers.Dense(n_classes, activation="softmax")(layers.Dropout(0.2)(pooled)))
-    class_weight = common.balanced_class_weight(labels[train], n_classes)
-    x_train, y_train, x_val = images[train].astype(np.float32), labels[train], images[val].astype(np.float32)
+    pooled = layers.Dropout(0.2)(layers.GlobalAveragePooling2D()(extractor(augmentation(inputs))))
+    heads = {name: layers.Dense(int(y.max()) + 1, activation="softmax", name=name)(pooled) for name, y in targets.items()}
+    single = len(targets) == 1
+    model = keras.Model(inputs, next(iter(heads.values())) if single else heads)
+    y_train = next(iter(targets.values()))[train] if single else {name: y[train] for name, y in targets.items()}
+    class_weight = common.balanced_class_weight(y_train, int(y_train.max()) + 1) if single else None
+    x_train, x_val = images[train].astype(np.float32), images[val].astype(np.float32)
+    steps_per_epoch = -(-len(x_train) // batch_size)
 
-    def compile_with(rate: float, backbone_trainable: bool) -> None:
+    def compile_with(rate: float, backbone_trainable: bool, decay_epochs: int = 0) -> None:
         set_trainable_except_batch_norm(backbone, backbone_trainable)
-        model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy")
+        if decay_epochs:
+            rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=decay_epochs * steps_per_epoch)
+        model.compile(optimizer=keras.optimizers.Adam(rate),
+                      loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=-1))
+
+    started = time.time()
 
     def one_epoch() -> float:
         model.fit(x_train, y_train, epochs=1, batch_size=batch_size, class_weight=class_weight, verbose=2)
-        value = float(score(model.predict(x_val, batch_size=64, verbose=0)))
-        print(f"  validation score {value:.4f}", flush=True)
+        outputs = model.predict(x_val, batch_size=64, verbose=0)
+        value = float(score(dict(zip(targets, [outputs])) if single else outputs))
+        print(f"  validation score {value:.4f} ({time.time() - started:.0f} s)", flush=True)
         return value
 
     compile_with(1e-3, backbone_trainable=False)
@@ -297,31 +342,65 @@ def fine_tune_whole_backbone(extractor, images: np.ndarray, labels: np.ndarray, 
     # Unfreezing usually costs validation score for an epoch or two before it pays: the best epoch
     # is chosen among the tuned ones, with patience counted from the first of them.
     best = {"score": -np.inf, "weights": None, "epoch": 0}
-    compile_with(learning_rate, backbone_trainable=True)
+    compile_with(learning_rate, backbone_trainable=True, decay_epochs=epochs if cosine_decay else 0)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    print(f"  fine-tuning {trainable:,} weights on {len(y_train):,} augmented images per epoch", flush=True)
+    print(f"  fine-tuning {trainable:,} weights on {len(x_train):,} augmented images per epoch", flush=True)
     scores = []
     for epoch in range(1, epochs + 1):
         scores.append(one_epoch())
         if scores[-1] > best["score"]:
             best = {"score": scores[-1], "weights": model.get_weights(), "epoch": epoch}
+            if on_improvement is not None:
+                on_improvement(epoch, scores[-1])
         elif epoch - best["epoch"] >= patience:
             break
     model.set_weights(best["weights"])
     backbone.trainable = False
     return {"run": True, "from_layer": "all layers", "head_epochs": head_epochs, "epochs_run": len(scores),
-            "best_epoch": best["epoch"], "learning_rate": learning_rate, "trainable_weights": trainable,
+            "best_epoch": best["epoch"], "learning_rate": learning_rate,
+            "schedule": "cosine decay to 0" if cosine_decay else "constant", "trainable_weights": trainable,
             "val_score_head_only": round(head_scores[-1], 4), "val_score": [round(v, 4) for v in scores],
-            "augmentation": "random flips, rotation (any angle), brightness ±10%, contrast ±15% (on the fly)",
+            "augmentation": augmentation_text(augmentation),
             "rule": "all backbone layers trained end to end (batch norm frozen), best validation score restored"}
 
 
-def fine_tuning_text(fine_tuning: dict[str, Any] | str) -> str:
+def augmentation_text(augmentation) -> str:
+    """What a Keras augmentation pipeline does, for model.json and the cards, read off its layers."""
+    names = {"RandomFlip": lambda l: f"flips ({l.mode})",
+             "RandomRotation": lambda l: f"rotation (±{round(360 * float(np.max(l.factor)))}°)",
+             "RandomZoom": lambda l: f"zoom (±{round(100 * float(np.max(np.abs(l.height_factor))))}%)",
+             "RandomBrightness": lambda l: f"brightness (±{round(100 * float(np.max(l.factor)))}%)",
+             "RandomContrast": lambda l: f"contrast (±{round(100 * float(np.max(l.factor)))}%)"}
+    return ", ".join(names[type(layer).__name__](layer) for layer in augmentation.layers) + " (on the fly)"
+
+
+def backbone_tuning_text(record: dict[str, Any] | None, weights: str) -> str:
+    """One model-card paragraph for backbone weights tuned by ``python -m train.finetune`` ("" if none)."""
+    if not record:
+        return ""
+    parity_note = ("The parity column above is the largest difference over every output, the CAM logit maps "
+                   "(unbounded) included; what the quantised model decides is measured by its AUC columns. ")
+    tried = ", ".join(f"{rate}: {score:.4f}" for rate, score in record["learning_rates_tried"].items())
+    device = "the CPU" if record["device"] == "cpu" else f"one {record['device']}"
+    rule = (record["val_score_rule"][0].lower() + record["val_score_rule"][1:]).rstrip(".")
+    return (f"\n\nBackbone weights: ImageNet {record['backbone']} fine-tuned end to end by `{record['command']}` "
+            f"(Keras {record['keras']} on {record['keras_backend']}, {device}, {record['seconds']:.0f} s) on "
+            f"{record['augmentation']}, batch norm frozen, temporary softmax heads: {record['head_epochs']} head-only "
+            f"epochs, then every layer at learning rate {record['chosen_learning_rate']:g} with "
+            f"{record['schedule']} over {record['epochs_run']} epochs. Validation score ({rule}) "
+            f"per epoch {record['val_score']} (head only {record['val_score_head_only']}); epoch "
+            f"{record['best_epoch']} kept; best score per learning rate tried: {tried}. The tuned weights are "
+            f"committed (`{weights}`, sha256 `{record['weights_sha256'][:16]}…`), so the training command rebuilds "
+            f"this model on a CPU; the heads above were fitted on them. {parity_note}").rstrip()
+
+
+def fine_tuning_text(fine_tuning: dict[str, Any] | str, *, backbone_tuned: bool = False) -> str:
     """One model-card paragraph from the summary ``fine_tune_top`` returned (plus what the task added)."""
     if isinstance(fine_tuning, str):  # model.json written before CPU fine-tuning existed
         return f"Fine-tuning: {fine_tuning}."
     if not fine_tuning.get("run"):
-        return "Fine-tuning: not run (frozen backbone, `--fine-tune-epochs 0`)."
+        return ("Last-stage fine-tuning on the CPU: not run (`--fine-tune-epochs 0`)." if backbone_tuned
+                else "Fine-tuning: not run (frozen backbone, `--fine-tune-epochs 0`).")
     if fine_tuning["from_layer"] == "all layers":  # fine_tune_whole_backbone
         text = (f"Fine-tuning: every backbone layer ({fine_tuning['trainable_weights']:,} weights with the temporary "
                 f"head) trained end to end on {fine_tuning['augmentation']}, batch norm frozen; "

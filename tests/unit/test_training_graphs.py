@@ -147,20 +147,41 @@ def test_whole_backbone_fine_tuning_trains_every_layer_and_restores_the_best_epo
     first_conv = backbone.get_layer("Conv1").kernel
     moving_mean = next(w for w in backbone.weights if "moving_mean" in w.path)
     before = {"conv": np.array(first_conv), "moving_mean": np.array(moving_mean)}
-    planned, seen = iter([0.1, 0.9, 0.2, 0.1, 0.8]), []
+    planned, seen, improved = iter([0.1, 0.9, 0.2, 0.1, 0.8]), [], []
 
-    def score(p):
-        assert p.shape == (4, 2)
+    def score(outputs):
+        assert outputs["melanoma"].shape == (4, 2)
         seen.append(np.array(first_conv))
         return next(planned)
 
-    summary = transfer.fine_tune_whole_backbone(extractor, images, labels, split, score=score,
+    summary = transfer.fine_tune_whole_backbone(extractor, images, {"melanoma": labels}, split, score=score,
                                                 augmentation=transfer.dermoscopy_augmentation(0), learning_rate=1e-3,
-                                                epochs=4, seed=0, head_epochs=1, patience=2, batch_size=4)
+                                                epochs=4, seed=0, head_epochs=1, patience=2, batch_size=4,
+                                                on_improvement=lambda epoch, value: improved.append((epoch, value)))
     assert (summary["best_epoch"], summary["epochs_run"]) == (1, 3)
+    assert improved == [(1, 0.9)]  # the checkpoint hook fires on a new best only
     assert np.array_equal(np.array(first_conv), seen[1])  # the best epoch's weights, not the last
     assert not np.allclose(seen[1], before["conv"])  # the first convolution trained too
     assert np.array_equal(np.array(moving_mean), before["moving_mean"])
+
+
+def test_whole_backbone_fine_tuning_with_several_targets_ignores_missing_labels(shared_data):
+    # GIVEN the brain's three targets, untyped images labelled -1, WHEN tuned with a cosine schedule,
+    # THEN every head's validation outputs reach the score and the run completes.
+    from train import transfer
+
+    extractor = transfer.build_feature_extractor("mobilenet_v2", None)
+    images = np.random.default_rng(0).uniform(0, 255, (8, 224, 224, 3)).astype(np.float32)
+    targets = {"tumor": np.array([0, 1] * 4), "tumor_type": np.array([-1, 0, -1, 2, -1, 1, -1, 0])}
+    split = np.array(["train"] * 6 + ["val"] * 2)
+    shapes = []
+    summary = transfer.fine_tune_whole_backbone(
+        extractor, images, targets, split, score=lambda o: shapes.append({k: v.shape for k, v in o.items()}) or 0.5,
+        augmentation=transfer.anatomy_augmentation(0), learning_rate=1e-4, epochs=1, seed=0, head_epochs=1,
+        batch_size=3, cosine_decay=True)
+    assert shapes[-1] == {"tumor": (2, 2), "tumor_type": (2, 3)}
+    assert summary["schedule"] == "cosine decay to 0"
+    assert summary["augmentation"].startswith("flips (horizontal), rotation (±11°), zoom (±10%)")
 
 
 def test_dermoscopy_augmentation_changes_training_images_only():

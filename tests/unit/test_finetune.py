@@ -1,0 +1,85 @@
+"""The device fine-tuning path: what travels (the pack), what comes back (weights + record), and
+that tuned weights never reuse features cached for other weights."""
+
+import json
+
+import numpy as np
+import pytest
+
+from train import common, finetune, transfer
+
+
+@pytest.fixture()
+def fake_task(monkeypatch):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    images[:3] = images[:3, :, :, :1]  # greyscale rows broadcast over RGB
+    arrays = {"images": images, "split": np.array(["train", "val", "test"] * 2, dtype=object),
+              "melanoma": np.array([0, 1, 0, 1, 1, 0]),
+              "source": np.array(["HAM10000", "ISIC2017"] * 3, dtype=object)}
+    monkeypatch.setattr(finetune, "task_arrays", lambda task, backbone: arrays)
+    return arrays
+
+
+def test_pack_keeps_train_and_val_only_and_round_trips(tmp_path, fake_task):
+    path = finetune.pack("skin", "mobilenet_v2", "none", tmp_path)
+    unpacked = finetune.unpack(path)
+    keep = fake_task["split"] != "test"
+    assert list(unpacked["split"]) == list(fake_task["split"][keep])  # test images never travel
+    assert list(unpacked["source"]) == list(fake_task["source"][keep])
+    np.testing.assert_array_equal(unpacked["melanoma"], fake_task["melanoma"][keep])
+    assert unpacked["images"].shape == (4, 32, 32, 3) and unpacked["images"].dtype == np.uint8
+    # WebP q90 is lossy but close (random noise is its worst case; real images err ≈ 1 grey level)
+    error = np.abs(unpacked["images"].astype(int) - fake_task["images"][keep].astype(int)).mean()
+    assert 0 < error < 40
+
+
+def test_grey_pack_stores_one_channel_and_restores_three(tmp_path, monkeypatch):
+    grey = np.repeat(np.linspace(0, 255, 32 * 32).reshape(1, 32, 32, 1).astype(np.uint8), 3, axis=-1)
+    arrays = {"images": np.concatenate([grey, grey]), "split": np.array(["train", "val"], dtype=object),
+              "tumor": np.array([0, 1]), "modality": np.array([0, 1]), "tumor_type": np.array([-1, 2])}
+    monkeypatch.setattr(finetune, "task_arrays", lambda task, backbone: arrays)
+    unpacked = finetune.unpack(finetune.pack("brain", "mobilenet_v2", "none", tmp_path))
+    assert np.array_equal(unpacked["images"][..., 0], unpacked["images"][..., 2])
+    error = np.abs(unpacked["images"].astype(int) - grey.astype(int))
+    assert error.mean() < 1.5 and error.max() <= 6  # a smooth image: near exact
+
+
+def test_scores_rate_what_each_issue_asks():
+    val = {"melanoma": np.array([0, 1, 0, 1]), "source": np.array(["a", "a", "b", "b"])}
+    perfect_a_reversed_b = np.array([[1, 0], [0, 1], [0, 1], [1, 0]], float)
+    assert finetune.skin_score({"melanoma": perfect_a_reversed_b}, val) == pytest.approx(0.5)  # (1 + 0) / 2
+    val = {"tumor": np.array([0, 1, 0, 1]), "modality": np.array([0, 0, 1, 1]), "tumor_type": np.array([-1, 0, -1, 2])}
+    outputs = {"tumor": np.array([[0.9, 0.1], [0.1, 0.9], [0.8, 0.2], [0.3, 0.7]]),
+               "tumor_type": np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 1, 0]], float)}
+    assert finetune.brain_score(outputs, val) == pytest.approx((1 + 1 + 0.5) / 3)  # CT AUC, MRI AUC, type accuracy
+
+
+def test_cache_tags_separate_weights(tmp_path):
+    a, b = tmp_path / "a.weights.h5", tmp_path / "b.weights.h5"
+    a.write_bytes(b"tuned once")
+    b.write_bytes(b"tuned twice")
+    assert transfer.cache_tag("mobilenet_v2", "none") == "mobilenet_v2_random"
+    assert transfer.cache_tag("mobilenet_v2", str(a)) != transfer.cache_tag("mobilenet_v2", str(b))
+    assert transfer.cache_tag("mobilenet_v2", str(a)).startswith("mobilenet_v2_")
+
+
+def test_default_weights_keep_the_plain_cache_tag(shared_data):
+    assert transfer.cache_tag("mobilenet_v2", None) == "mobilenet_v2"
+
+
+def test_recorded_fine_tuning_comes_from_the_file_beside_the_weights(tmp_path):
+    weights = tmp_path / finetune.WEIGHTS_FILE
+    weights.write_bytes(b"w")
+    assert finetune.recorded_fine_tuning(str(weights)) is None
+    (tmp_path / finetune.SUMMARY_FILE).write_text(json.dumps({"best_epoch": 3, "runs": {"1e-4": {}}}))
+    assert finetune.recorded_fine_tuning(str(weights)) == {"best_epoch": 3}  # per-rate runs stay in the file
+    assert finetune.recorded_fine_tuning("imagenet") is None
+
+
+def test_committed_tuned_weights_match_their_record():
+    for task in ("brain", "skin"):
+        folder = common.REPO_ROOT / "train" / "weights" / task
+        record = json.loads((folder / finetune.SUMMARY_FILE).read_text())
+        assert finetune.file_sha256(folder / finetune.WEIGHTS_FILE) == record["weights_sha256"]
+        assert record["task"] == task and record["best_epoch"] <= record["epochs_run"]
