@@ -352,6 +352,8 @@ Backbone: **{metadata['training']['backbone']}** (ImageNet{backbone_state(metada
 resized to one fixed square, so image size and colour carry no signal by construction.
 """
     recall_target = float(metadata["training"]["thresholds"]["ct"]["rule"].split(">= ")[-1])
+    quantised_note = ("\nThe shipped int8 model's outputs are quantised: its probabilities come in steps of 1/256, "
+                      "and the thresholds were chosen on those outputs.\n" if metadata["conversion"]["shipped"] == "int8" else "")
     margin = (f" (a margin over the {MIN_RECALL} goal: ~120–200 validation tumours per modality pin recall down "
               f"only to a point or two)" if recall_target > MIN_RECALL else "")
     evaluation = f"""
@@ -385,7 +387,7 @@ evidence on text or the skull edge, and with no patient ids and source-confounde
 Conversion ({metadata['conversion']['rule']}):
 
 {conversion}
-
+{quantised_note}
 {transfer.fine_tuning_text(metadata['training']['fine_tuning'], backbone_tuned=bool(metadata['training'].get('backbone_tuning')))}{transfer.backbone_tuning_text(metadata['training'].get('backbone_tuning'), metadata['training']['weights'])}{experiments_text(metadata['training'].get('experiments'))}
 """
     common.write_model_card(TASK, metadata, overview=overview, evaluation=evaluation)
