@@ -42,7 +42,7 @@ import numpy as np
 
 from train import common, transfer
 
-PACK_DIR = common.REPO_ROOT / "devicepack"  # git-ignored (.git/info/exclude): what a device call carries
+PACK_DIR = common.REPO_ROOT / "devicepack"  # git-ignored: what a device call carries
 SUMMARY_FILE = "finetune.json"
 WEIGHTS_FILE = "backbone.weights.h5"
 
