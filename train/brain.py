@@ -98,8 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     ## Train the heads (chosen on validation)
     """
-    # Weights tuned by `python -m train.finetune` carry the record of that run (finetune.json beside them).
-    backbone_tuning = {"backbone_tuning": record} if (record := finetune.recorded_fine_tuning(args.weights)) else {}
+    backbone_tuning = finetune.recorded_fine_tuning(args.weights)  # weights from `train.finetune` carry its record
     typed = data["type"] >= 0
     heads, choices = {}, {}
     for name, target, rows, n_classes in (("tumor", data["tumor"], np.ones_like(train), 2),

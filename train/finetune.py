@@ -163,7 +163,8 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
         extractor = transfer.build_feature_extractor(backbone, weights, colour_constancy=spec.colour_constancy)
 
         def checkpoint(epoch: int, score: float, rate: float = rate, extractor=extractor) -> None:
-            # A device call can be cut off: keep the best epoch so far of the best rate on disk.
+            # The only writer of the weights: the best epoch of the best rate so far, on disk at once
+            # (a device call can be cut off).
             if best is None or score > best[0]:
                 out.mkdir(parents=True, exist_ok=True)
                 transfer.backbone_of(extractor).save_weights(out / WEIGHTS_FILE)
@@ -175,11 +176,9 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
             learning_rate=rate, epochs=epochs, seed=seed, patience=epochs, batch_size=batch_size, cosine_decay=True,
             on_improvement=checkpoint)
         runs[f"{rate:g}"] = summary
-        score = summary["val_score"][summary["best_epoch"] - 1]
-        if best is None or score > best[0]:
-            best = (score, f"{rate:g}")
-            out.mkdir(parents=True, exist_ok=True)
-            transfer.backbone_of(extractor).save_weights(out / WEIGHTS_FILE)
+        # `checkpoint` has already written this rate's best epoch if it beat the earlier rates.
+        if best is None or max(summary["val_score"]) > best[0]:
+            best = (max(summary["val_score"]), f"{rate:g}")
     chosen = runs[best[1]]
     record = {**chosen, "task": task, "backbone": backbone, "seed": seed, "batch_size": batch_size,
               "learning_rates_tried": {rate: max(r["val_score"]) for rate, r in runs.items()},
@@ -197,6 +196,7 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
 
 
 def file_sha256(path: str | Path | None) -> str | None:
+    # Not oncoserve_runtime.sha256_of: the runtime package imports Powertools, which a GPU machine lacks.
     return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
 
 
@@ -221,15 +221,16 @@ def device_name() -> str:
     return backend
 
 
-def recorded_fine_tuning(weights: str | None) -> dict[str, Any] | None:
-    """The ``finetune.json`` beside a tuned weights file, for the task's model.json (None if absent)."""
+def recorded_fine_tuning(weights: str | None) -> dict[str, Any]:
+    """``{"backbone_tuning": …}`` for a task's model.json ``training`` from the ``finetune.json``
+    beside a tuned weights file (per-rate runs left out), or ``{}`` for other weights."""
     if not weights or weights in ("imagenet", "none", "default"):
-        return None
+        return {}
     summary = Path(weights).with_name(SUMMARY_FILE)
     if not summary.is_file():
-        return None
+        return {}
     record = json.loads(summary.read_text())
-    return {k: v for k, v in record.items() if k != "runs"}
+    return {"backbone_tuning": {k: v for k, v in record.items() if k != "runs"}}
 
 
 def main(argv: list[str] | None = None) -> None:

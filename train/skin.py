@@ -124,8 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     shown = choice if choice in tuning_runs else next(iter(tuning_runs), None)
     fine_tuning = {**results[shown]["fine_tuning"], "chosen": shown == choice} if shown else {"run": False}
     print(f"chosen on validation: {choice}, l2 {chosen['l2']}", flush=True)
-    # Weights tuned by `python -m train.finetune` carry the record of that run (finetune.json beside them).
-    backbone_tuning = {"backbone_tuning": record} if (record := finetune.recorded_fine_tuning(args.weights)) else {}
+    backbone_tuning = finetune.recorded_fine_tuning(args.weights)  # weights from `train.finetune` carry its record
     model = transfer.build_cam_model(chosen["extractor"], {"melanoma": {"dense": chosen["dense"], "cam_class": 1}})
     common.export_saved_model(model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)
 

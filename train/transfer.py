@@ -84,9 +84,9 @@ def cache_tag(name: str, weights: str | None) -> str:
     default = DEFAULT_WEIGHTS.get(name)
     if default and Path(path).name == default:
         return name
-    import hashlib
+    from oncoserve_runtime import sha256_of  # the tasks that cache features import the runtime anyway
 
-    return f"{name}_{hashlib.sha256(Path(path).read_bytes()).hexdigest()[:8]}"
+    return f"{name}_{sha256_of(Path(path))[:8]}"
 
 
 def build_feature_extractor(name: str, weights: str | None, *, colour_constancy: bool = False,
@@ -374,24 +374,20 @@ def augmentation_text(augmentation) -> str:
     return ", ".join(names[type(layer).__name__](layer) for layer in augmentation.layers) + " (on the fly)"
 
 
-def backbone_tuning_text(record: dict[str, Any] | None, weights: str) -> str:
-    """One model-card paragraph for backbone weights tuned by ``python -m train.finetune`` ("" if none)."""
+def backbone_tuning_text(record: dict[str, Any], weights: str) -> str:
+    """One model-card paragraph for backbone weights tuned by ``python -m train.finetune`` ("" if
+    none): where and how it ran, then the same account as any whole-backbone run."""
     if not record:
         return ""
-    parity_note = ("The parity column above is the largest difference over every output, the CAM logit maps "
-                   "(unbounded) included; what the quantised model decides is measured by its AUC columns. ")
     tried = ", ".join(f"{rate}: {score:.4f}" for rate, score in record["learning_rates_tried"].items())
     device = "the CPU" if record["device"] == "cpu" else f"one {record['device']}"
-    rule = (record["val_score_rule"][0].lower() + record["val_score_rule"][1:]).rstrip(".")
-    return (f"\n\nBackbone weights: ImageNet {record['backbone']} fine-tuned end to end by `{record['command']}` "
-            f"(Keras {record['keras']} on {record['keras_backend']}, {device}, {record['seconds']:.0f} s) on "
-            f"{record['augmentation']}, batch norm frozen, temporary softmax heads: {record['head_epochs']} head-only "
-            f"epochs, then every layer at learning rate {record['chosen_learning_rate']:g} with "
-            f"{record['schedule']} over {record['epochs_run']} epochs. Validation score ({rule}) "
-            f"per epoch {record['val_score']} (head only {record['val_score_head_only']}); epoch "
-            f"{record['best_epoch']} kept; best score per learning rate tried: {tried}. The tuned weights are "
-            f"committed (`{weights}`, sha256 `{record['weights_sha256'][:16]}…`), so the training command rebuilds "
-            f"this model on a CPU; the heads above were fitted on them. {parity_note}").rstrip()
+    return (f"\n\nBackbone weights: ImageNet {record['backbone']} tuned by `{record['command']}` (Keras "
+            f"{record['keras']} on {record['keras_backend']}, {device}, {record['seconds']:.0f} s). "
+            f"{fine_tuning_text(record)} Best validation score per learning rate tried: {tried}. The tuned weights "
+            f"are committed (`{weights}`, sha256 `{record['weights_sha256'][:16]}…`), so the training command "
+            f"rebuilds this model on a CPU. The parity column above is the largest difference over every output, "
+            f"the CAM logit maps (unbounded) included; what the quantised model decides is measured by its AUC "
+            f"columns.")
 
 
 def fine_tuning_text(fine_tuning: dict[str, Any] | str, *, backbone_tuned: bool = False) -> str:
@@ -401,11 +397,15 @@ def fine_tuning_text(fine_tuning: dict[str, Any] | str, *, backbone_tuned: bool 
     if not fine_tuning.get("run"):
         return ("Last-stage fine-tuning on the CPU: not run (`--fine-tune-epochs 0`)." if backbone_tuned
                 else "Fine-tuning: not run (frozen backbone, `--fine-tune-epochs 0`).")
-    if fine_tuning["from_layer"] == "all layers":  # fine_tune_whole_backbone
+    if fine_tuning["from_layer"] == "all layers":  # fine_tune_whole_backbone (records before the schedule lack it)
+        schedule = (f" ({fine_tuning['schedule']} over {fine_tuning['epochs_run']} epochs)"
+                    if "schedule" in fine_tuning else "")
+        rule = fine_tuning.get("val_score_rule", "").rstrip(".")  # train.finetune says what the score is
+        rule = f" ({rule[:1].lower()}{rule[1:]})" if rule else ""
         text = (f"Fine-tuning: every backbone layer ({fine_tuning['trainable_weights']:,} weights with the temporary "
                 f"head) trained end to end on {fine_tuning['augmentation']}, batch norm frozen; "
-                f"{fine_tuning['head_epochs']} head-only epochs, then learning rate {fine_tuning['learning_rate']:g}; "
-                f"validation score per epoch {fine_tuning['val_score']} (head only: "
+                f"{fine_tuning['head_epochs']} head-only epochs, then learning rate {fine_tuning['learning_rate']:g}"
+                f"{schedule}; validation score{rule} per epoch {fine_tuning['val_score']} (head only: "
                 f"{fine_tuning['val_score_head_only']}), best epoch {fine_tuning['best_epoch']} restored. The linear "
                 f"head was then refitted on the tuned features, so the CAMs stay exact.")
         return text + (" It lost on validation." if fine_tuning.get("chosen") is False else "")

@@ -71,10 +71,11 @@ def test_default_weights_keep_the_plain_cache_tag(shared_data):
 def test_recorded_fine_tuning_comes_from_the_file_beside_the_weights(tmp_path):
     weights = tmp_path / finetune.WEIGHTS_FILE
     weights.write_bytes(b"w")
-    assert finetune.recorded_fine_tuning(str(weights)) is None
+    assert finetune.recorded_fine_tuning(str(weights)) == {}
     (tmp_path / finetune.SUMMARY_FILE).write_text(json.dumps({"best_epoch": 3, "runs": {"1e-4": {}}}))
-    assert finetune.recorded_fine_tuning(str(weights)) == {"best_epoch": 3}  # per-rate runs stay in the file
-    assert finetune.recorded_fine_tuning("imagenet") is None
+    # per-rate runs stay in the file
+    assert finetune.recorded_fine_tuning(str(weights)) == {"backbone_tuning": {"best_epoch": 3}}
+    assert finetune.recorded_fine_tuning("imagenet") == {}
 
 
 def test_committed_tuned_weights_match_their_record():
