@@ -24,7 +24,8 @@ import argparse
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Callable
 
 import numpy as np
 
@@ -65,8 +66,8 @@ class Metabric:
         mean, scale = self.expression.mean(axis=0), self.expression.std(axis=0)
         return mean, scale, (self.expression - mean) / scale
 
-    def subset(self, name: str) -> "Metabric":
-        m = self.split == name
+    def subset(self, *names: str) -> "Metabric":
+        m = np.isin(self.split, names)
         return Metabric(self.genes, self.expression[m], self.months[m], self.os_event[m], self.dss_event[m],
                         self.split[m])
 
@@ -299,22 +300,26 @@ def build_serving_model(model: GroupModel, n_genes: int):
 """
 
 
-def candidates(train: Metabric, seed: int, method: str | None) -> list[GroupModel]:
-    models = []
+def candidates(seed: int, method: str | None) -> list[Callable[[Metabric], GroupModel]]:
+    """Each candidate as a fitting procedure (patients → model), so the one validation chooses can be
+    fitted again, the same way, on more patients."""
+    fits: list[Callable[[Metabric], GroupModel]] = []
     if method in (None, "kmeans"):
-        models += [fit_kmeans(train, k, seed) for k in (None, 10, 50)]
+        fits += [partial(fit_kmeans, n_components=k, seed=seed) for k in (None, 10, 50)]
     if method in (None, "cox"):
-        models += [fit_cox(train, endpoint, penalizer) for endpoint in ("overall", "disease_specific")
-                   for penalizer in (0.2, 1.0, 3.0, 10.0)]
-        models += [fit_coxnet(train, endpoint, l1_ratio, seed) for endpoint in ("overall", "disease_specific")
-                   for l1_ratio in (0.1, 0.5)]
-    return models
+        fits += [partial(fit_cox, endpoint=endpoint, penalizer=penalizer) for endpoint in ("overall", "disease_specific")
+                 for penalizer in (0.2, 1.0, 3.0, 10.0)]
+        fits += [partial(fit_coxnet, endpoint=endpoint, l1_ratio=l1_ratio, seed=seed)
+                 for endpoint in ("overall", "disease_specific") for l1_ratio in (0.1, 0.5)]
+    return fits
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the breast-cancer survival-group model.")
     parser.add_argument("--seed", type=int, default=2012)
     parser.add_argument("--method", choices=("kmeans", "cox"), help="only this family (default: compare both)")
+    parser.add_argument("--no-refit", action="store_true",
+                        help="ship the chosen candidate as fitted on training patients (default: refit on train+val)")
     parser.add_argument("--card-only", action="store_true", help="re-render MODEL_CARD.md from model.json")
     args = parser.parse_args(argv)
     if args.card_only:
@@ -328,44 +333,53 @@ def main(argv: list[str] | None = None) -> None:
           f"{len(data.genes)} genes", flush=True)
 
     results = []
-    for model in candidates(train, args.seed, args.method):
+    for fit in candidates(args.seed, args.method):
+        model = fit(train)
         result = separation(val, model.groups(val.expression))
-        results.append((model, result))
+        results.append((fit, model, result))
         print(f"  {model.method:6s} {model.params} → val C overall {result['overall']['harrell_c']:.3f}, "
               f"disease-specific {result['disease_specific']['harrell_c']:.3f}, "
               f"log-rank p {result['overall']['logrank_p']:.1e}", flush=True)
-    best, best_val = max(results, key=lambda pair: selection_score(pair[1]))
-    print(f"chosen on validation: {best.method} {best.params}", flush=True)
+    chosen_fit, chosen, chosen_val = max(results, key=lambda triple: selection_score(triple[2]))
+    print(f"chosen on validation: {chosen.method} {chosen.params}", flush=True)
+    # Validation has done its job (choosing the procedure); the shipped model is that procedure run
+    # again on training + validation patients (a third more patients; its internal CV, quartile
+    # cut points and survival tables all come from them). Test stays untouched either way.
+    fitted = train if args.no_refit else data.subset("train", "val")
+    best = chosen if args.no_refit else chosen_fit(fitted)
+    if not args.no_refit:
+        print(f"refitted on train+val ({len(fitted.months)} patients): {best.params}", flush=True)
 
     keras_model = build_serving_model(best, len(data.genes))
     common.export_saved_model(keras_model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)
     from convert.convert import convert_model, run_tflite
 
-    samples = np.concatenate([train.expression, val.expression, test.expression]).astype(np.float32)
+    samples = data.expression.astype(np.float32)
     converted = convert_model(keras_model, samples, variants=("float32",), float_bound=1e-4)["float32"]
     artifact = converted.write(common.function_dir(TASK) / "model" / "model.tflite")
     tflite_groups = {name: next(iter(run_tflite(converted.content, split.expression.astype(np.float32)).values()))
-                     .argmax(axis=1) for name, split in (("train", train), ("val", val), ("test", test))}
+                     .argmax(axis=1) for name, split in (("fitted", fitted), ("test", test))}
     agreement = float((tflite_groups["test"] == best.groups(test.expression)).mean())
     print(f"TFLite float32: {len(converted.content)} bytes, max |Δ| {converted.max_abs_diff:.1e}, "
           f"group agreement with NumPy on test {agreement:.4f}", flush=True)
 
-    metrics = {name: separation(split, tflite_groups[name]) for name, split in (("val", val), ("test", test))}
+    metrics = {"val": chosen_val, "test": separation(test, tflite_groups["test"])}
     for endpoint in ("overall", "disease_specific"):
         m = metrics["test"][endpoint]
         print(f"test {endpoint}: C {m['harrell_c']:.3f}, log-rank p {m['logrank_p']:.1e}, "
               f"trend p {m['logrank_trend_p']:.1e}, groups {m['per_group']}", flush=True)
 
-    groups_train = tflite_groups["train"]
+    fitted_on = "training patients" if args.no_refit else "training + validation patients"
+    groups_fitted = tflite_groups["fitted"]
     tables = [{"group": g, "label": LABELS[g], "group_label": GROUP_NAMES[g],
-               "overall": km_table(train.months[groups_train == g], train.os_event[groups_train == g], CURVE_GRID),
-               "disease_specific": km_table(train.months[groups_train == g], train.dss_event[groups_train == g],
+               "overall": km_table(fitted.months[groups_fitted == g], fitted.os_event[groups_fitted == g], CURVE_GRID),
+               "disease_specific": km_table(fitted.months[groups_fitted == g], fitted.dss_event[groups_fitted == g],
                                             CURVE_GRID)}
               for g in range(4)]
-    plots = write_plots(test, tflite_groups["test"], train, groups_train)
+    plots = write_plots(test, tflite_groups["test"], fitted, groups_fitted, fitted_on)
     other = [{"method": m.method, **m.params, "val_c_overall": r["overall"]["harrell_c"],
               "val_c_disease_specific": r["disease_specific"]["harrell_c"], "val_logrank_p": r["overall"]["logrank_p"]}
-             for m, r in results]
+             for _, m, r in results]
     external = external_checks(args.seed)
 
     def flat(split_metrics: dict[str, Any], slice_name: str) -> dict[str, Any]:
@@ -379,10 +393,13 @@ def main(argv: list[str] | None = None) -> None:
     metadata = {
         "name": "oncoserve-breast-survival-groups",
         "task": TASK,
-        "version": "1.1.0",
+        "version": "1.1.0" if args.no_refit else "1.2.0",
         "changelog": {"1.0.0": "First release: ridge Cox (disease-specific) groups chosen on validation over K-Means.",
                       "1.1.0": "Elastic-net Cox candidates added (strength by 5-fold CV on training patients); "
-                               f"shipped: {best.method} {best.params}, chosen on validation."},
+                               "shipped: coxnet (DSS, l1_ratio 0.1), chosen on validation.",
+                      **({} if args.no_refit else {
+                          "1.2.0": "The candidate validation chose, fitted again the same way on training + "
+                                   f"validation patients: {best.method} {best.params}."})},
         "artifact": {"file": artifact.name, "sha256": converted.sha256, "bytes": len(converted.content),
                      "variant": "float32", "max_abs_diff_vs_keras": converted.max_abs_diff},
         "input": {
@@ -406,12 +423,21 @@ def main(argv: list[str] | None = None) -> None:
                                      if best.method == "kmeans" else
                                      "soft risk-band membership, softmax(-δ²/2s²) over distances to the quartile bands")
                    + "; not calibrated probabilities; argmax = group",
-                   "survival_tables": tables, "survival_tables_from": "training patients, Kaplan-Meier, 95% CI"},
+                   "survival_tables": tables, "survival_tables_from": f"{fitted_on}, Kaplan-Meier, 95% CI"},
         "training": {"seed": args.seed, "method": best.method, "params": best.params, "candidates": other,
+                     "chosen_on_validation": {"method": chosen.method, "params": chosen.params},
+                     "fitted_on": {"patients": fitted_on, "n": len(fitted.months),
+                                   "rule": "validation chooses the fitting procedure, and the shipped model is "
+                                           "that procedure run on training + validation patients, as decided "
+                                           "before any refitted model's test figures were seen (--no-refit ships "
+                                           "the training-only fit)"},
                      "split": {"rule": f"sha256('{SPLIT_SEED}-<patient_id>') → 60/20/20",
                                "counts": {"train": len(train.months), "val": len(val.months), "test": len(test.months)}},
-                     "command": "make train-breast-survival", "seconds": round(time.time() - started, 1)},
-        "metrics": {"val": flat(metrics["val"], "validation patients (model selection)"),
+                     "command": ("python -m train.breast_survival --no-refit" if args.no_refit
+                                 else "make train-breast-survival"),
+                     "seconds": round(time.time() - started, 1)},
+        "metrics": {"val": flat(metrics["val"], "validation patients: the chosen candidate fitted on training "
+                                                "patients only (model selection)"),
                     "test": flat(metrics["test"], "test patients, never used for selection"),
                     **({"external": {"slice": "method check on independent sets (refitted within each)", **external}}
                        if external else {})},
@@ -479,12 +505,14 @@ def external_checks(seed: int) -> dict[str, Any]:
     return results
 
 
-def write_plots(test: Metabric, groups_test: np.ndarray, train: Metabric, groups_train: np.ndarray) -> list[str]:
+def write_plots(test: Metabric, groups_test: np.ndarray, fitted: Metabric, groups_fitted: np.ndarray,
+                fitted_on: str) -> list[str]:
     from lifelines import KaplanMeierFitter
 
     plt = common._pyplot()
     names = []
-    for tag, split, groups in (("test", test, groups_test), ("train", train, groups_train)):
+    for tag, title, split, groups in (("test", "test patients", test, groups_test),
+                                      ("fitted", fitted_on, fitted, groups_fitted)):
         fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
         for ax, (endpoint, events) in zip(axes, (("overall", split.os_event), ("disease-specific", split.dss_event))):
             for g in range(4):
@@ -492,7 +520,7 @@ def write_plots(test: Metabric, groups_test: np.ndarray, train: Metabric, groups
                 if chosen.any():
                     KaplanMeierFitter().fit(split.months[chosen], events[chosen],
                                             label=f"{g}: {LABELS[g]} (n={int(chosen.sum())})").plot_survival_function(ax=ax)
-            ax.set(title=f"{endpoint} survival, {tag} patients", xlabel="months", ylabel="survival probability")
+            ax.set(title=f"{endpoint} survival, {title}", xlabel="months", ylabel="survival probability")
             ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(common.plots_dir(TASK) / f"km_{tag}.png", dpi=110)
@@ -523,12 +551,17 @@ def write_card(metadata: dict[str, Any]) -> None:
         + [f"| {name} | {family} | {r['n']} | {r['events']} | {r['harrell_c']:.3f} | {r['logrank_p']:.1e} | "
            f"{r['logrank_trend_p']:.1e} |"
            for name, part in external.items() if isinstance(part, dict) for family, r in part.items()])
+    fitted_on = metadata["training"].get("fitted_on", {"patients": "training patients"})
+    refit_text = ("" if fitted_on["patients"] == "training patients" else
+                  f", then fitted again the same way on {fitted_on['patients']} (n = {fitted_on['n']}). Rule: "
+                  f"{fitted_on['rule']}. The validation figures below are those of the training-only fit that "
+                  f"validation judged; the shipped model has seen the validation patients")
     overview = f"""
 Assigns a breast-cancer patient's METABRIC mRNA profile (489 gene z-scores) to one of four ordered
 survival groups, 0 = best prognosis … 3 = worst, and returns that group's Kaplan–Meier curve
-(training patients, 95% CI), median, 5- and 10-year survival. Shipped method:
+({metadata['output']['survival_tables_from']}), median, 5- and 10-year survival. Shipped method:
 **{metadata['training']['method']}** {metadata['training']['params']}, chosen on validation over the
-other candidates (table below). Membership scores: {metadata['output']['probabilities']}.
+other candidates (table below){refit_text}. Membership scores: {metadata['output']['probabilities']}.
 """
     evaluation = f"""
 C = Harrell's C of the group rank (higher group = worse). On the **test** patients
@@ -548,7 +581,7 @@ Candidates, compared on validation (Harrell's C of the group rank):
 |---|---|---|---|---|
 {rows}
 
-Survival tables shipped in `model.json` (training patients):
+Survival tables shipped in `model.json` ({metadata['output']['survival_tables_from']}):
 
 | group | name | n | median OS (months) | OS 5 y | OS 10 y | DSS 10 y |
 |---|---|---|---|---|---|---|
