@@ -15,7 +15,7 @@ LAMBDA_BASE := ../shared/tools/lambda-base
 export ONCOSERVE_DATA_ROOT ?= $(abspath ../shared/data)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup serve test test-fast replay events lint-template train-leukemia train-breast-survival train-histopathology experiment-histopathology train-brain train-skin finetune-brain finetune-skin pack-brain pack-skin train-all bench wheels images images-test images-clean clean
+.PHONY: help setup serve test test-fast replay events lint-template train-leukemia train-breast-survival train-histopathology experiment-histopathology train-brain train-skin finetune-brain finetune-skin finetune-histopathology pack-brain pack-skin pack-histopathology train-all bench wheels images images-test images-clean clean
 
 help: ## list the targets
 	@grep -E '^[a-z -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -66,10 +66,10 @@ train-leukemia: $(VENV)/.installed ## train, convert and evaluate the leukemia m
 train-breast-survival: $(VENV)/.installed ## survival groups: K-Means vs ridge / elastic-net Cox, chosen on val (~1 min)
 	$(PY) -m train.breast_survival
 
-train-histopathology: $(VENV)/.installed ## CancerNet and two stain-robust variants, chosen on val (~20 min CPU)
-	$(PY) -m train.histopathology
+train-histopathology: $(VENV)/.installed ## CancerNet, two stain-robust variants and MobileNetV2 (tuned backbone, committed) + linear head, chosen on val (~25 min CPU; WEIGHTS=default: ImageNet)
+	$(PY) -m train.histopathology $(if $(WEIGHTS),--weights $(WEIGHTS))
 
-experiment-histopathology: $(VENV)/.installed ## MobileNetV2 on upscaled patches vs CancerNet, validation only (~8 min CPU)
+experiment-histopathology: $(VENV)/.installed ## MobileNetV2 (ImageNet) frozen / last stage tuned on upscaled patches, validation only (~8 min CPU)
 	$(PY) -m train.histopathology_transfer
 
 train-brain: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed) + linear heads, CAM (~5 min CPU; WEIGHTS=default: ImageNet; BACKBONE=xception WEIGHTS=path)
@@ -78,13 +78,10 @@ train-brain: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed) + lin
 train-skin: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed; last stage tuned again) + colour constancy + linear head, CAM (~12 min CPU; WEIGHTS=default: ImageNet; BACKBONE=vgg16 WEIGHTS=path)
 	$(PY) -m train.skin --backbone $(or $(BACKBONE),mobilenet_v2) --weights $(or $(WEIGHTS),$(if $(BACKBONE),default,$(SKIN_WEIGHTS))) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS)) $(if $(FULL_FINE_TUNE_EPOCHS),--full-fine-tune-epochs $(FULL_FINE_TUNE_EPOCHS))
 
-finetune-brain: $(VENV)/.installed ## tune every backbone layer → build/brain/finetuned (~20 min CPU; PACK=devicepack/brain.npz on a GPU machine)
-	$(PY) -m train.finetune run brain --out build/brain/finetuned $(if $(PACK),--pack $(PACK))
+finetune-brain finetune-skin finetune-histopathology: $(VENV)/.installed ## tune every backbone layer → build/<task>/finetuned (CPU: brain ~27 min, skin ~25, histopathology ~18; PACK=devicepack/<task>.npz on a GPU machine)
+	$(PY) -m train.finetune run $(@:finetune-%=%) --out build/$(@:finetune-%=%)/finetuned $(if $(PACK),--pack $(PACK))
 
-finetune-skin: $(VENV)/.installed ## tune every backbone layer → build/skin/finetuned (~25 min CPU; PACK=devicepack/skin.npz on a GPU machine)
-	$(PY) -m train.finetune run skin --out build/skin/finetuned $(if $(PACK),--pack $(PACK))
-
-pack-brain pack-skin: $(VENV)/.installed ## train+val images for a GPU machine → devicepack/<task>.npz (README: fine-tuning on a GPU)
+pack-brain pack-skin pack-histopathology: $(VENV)/.installed ## train+val images for a GPU machine → devicepack/<task>.npz (README: fine-tuning on a GPU)
 	$(PY) -m train.finetune pack $(@:pack-%=%)
 
 train-all: train-leukemia train-breast-survival train-histopathology train-brain train-skin ## every model, in turn

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 # Ruifrok & Johnston: optical density of haematoxylin, eosin and DAB in RGB (rows), unit-normalised.
-_RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], dtype=np.float32)
-_RGB_FROM_HED /= np.linalg.norm(_RGB_FROM_HED, axis=1, keepdims=True)
-_HED_FROM_RGB = np.linalg.inv(_RGB_FROM_HED).astype(np.float32)
+RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], dtype=np.float32)
+RGB_FROM_HED /= np.linalg.norm(RGB_FROM_HED, axis=1, keepdims=True)
+HED_FROM_RGB = np.linalg.inv(RGB_FROM_HED).astype(np.float32)
 
 
 def flips_and_right_angles(image):
@@ -29,10 +29,10 @@ def hed_jitter(image, scale: float = 0.05, shift: float = 0.05):
 
     rgb = tf.cast(image, tf.float32)
     od = -tf.math.log((rgb + 1.0) / 256.0)
-    hed = tf.tensordot(od, _HED_FROM_RGB, axes=1)
+    hed = tf.tensordot(od, HED_FROM_RGB, axes=1)
     alpha = tf.random.uniform([3], 1.0 - scale, 1.0 + scale)
     beta = tf.random.uniform([3], -shift, shift)
-    od = tf.tensordot(hed * alpha + beta, _RGB_FROM_HED, axes=1)
+    od = tf.tensordot(hed * alpha + beta, RGB_FROM_HED, axes=1)
     return tf.clip_by_value(256.0 * tf.exp(-od) - 1.0, 0.0, 255.0)
 
 

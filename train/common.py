@@ -238,10 +238,11 @@ def plot_roc_pr(task: str, curves: dict[str, tuple[np.ndarray, np.ndarray]], nam
 
 def plot_history(task: str, history: dict[str, list[float]], name: str = "training_curves") -> Path:
     plt = _pyplot()
-    keys = [k for k in history if not k.startswith("val_")]
+    # One panel per quantity: "x" with its "val_x" beside it; a "val_x" without "x" gets its own.
+    keys = [k for k in history if not k.startswith("val_") or k[4:] not in history]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        ax.plot(history[key], label="train")
+        ax.plot(history[key], label="val" if key.startswith("val_") else "train")
         if f"val_{key}" in history:
             ax.plot(history[f"val_{key}"], label="val")
         ax.set(title=key, xlabel="epoch")

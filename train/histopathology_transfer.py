@@ -10,8 +10,9 @@ Accelerator: none (≈ 6 minutes on 2 CPU cores: 50 px patches upscaled to 96 px
 ImageNet features are built for objects at 224 px; IDC patches are 50 px of tissue texture. Two
 ways of using the backbone are measured: frozen features + logistic regression, and the last stage
 (blocks 14-16 + Conv_1) fine-tuned on cached maps of original and mirrored/flipped training patches.
-The shipped model is chosen by validation AUC across all candidates; this script does not ship
-anything, it records its candidates in ``model.json`` (``training.experiments``) and re-renders
+(Every layer tuned on the patches is a third way: ``make finetune-histopathology``, then a
+candidate of ``train.histopathology`` itself.) The shipped model is chosen by validation AUC across
+all candidates; this script does not ship anything, it records its candidates in ``model.json`` (``training.experiments``) and re-renders
 the card, so the comparison is reproducible from one command (``make experiment-histopathology``).
 """
 

@@ -278,6 +278,49 @@ def dermoscopy_augmentation(seed: int):
                              layers.RandomContrast(0.15, seed=seed + 3)], name="augmentation")
 
 
+def tissue_augmentation(seed: int):
+    """Training-only random layers for H&E patches: flips and any rotation (a slide has no up),
+    H&E stain jitter (labs and scanners differ mostly in stain colour), brightness and contrast."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([layers.RandomFlip("horizontal_and_vertical", seed=seed),
+                             layers.RandomRotation(0.5, fill_mode="reflect", seed=seed + 1),
+                             hed_jitter_layer(seed=seed + 2),
+                             layers.RandomBrightness(0.08, value_range=(0, 255), seed=seed + 3),
+                             layers.RandomContrast(0.1, seed=seed + 4)], name="augmentation")
+
+
+def hed_jitter_layer(scale: float = 0.05, shift: float = 0.05, seed: int | None = None):
+    """``augment.hed_jitter`` as a Keras layer (any backend): each image's stain optical densities
+    perturbed, od' = od·(1+α) + β with α, β ~ U(±scale), U(±shift) per stain."""
+    import keras
+    from keras import layers, ops
+
+    from train.augment import HED_FROM_RGB, RGB_FROM_HED
+
+    @keras.saving.register_keras_serializable(package="oncoserve")
+    class HedJitter(layers.Layer):
+        def __init__(self, scale: float, shift: float, seed: int | None = None, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.scale, self.shift, self.seed = scale, shift, seed
+            self.generator = keras.random.SeedGenerator(seed)
+
+        def call(self, x, training=None):
+            if not training:
+                return x
+            hed = ops.matmul(-ops.log((x + 1.0) / 256.0), HED_FROM_RGB)
+            shape = (ops.shape(x)[0], 1, 1, 3)
+            alpha = keras.random.uniform(shape, 1.0 - self.scale, 1.0 + self.scale, seed=self.generator)
+            beta = keras.random.uniform(shape, -self.shift, self.shift, seed=self.generator)
+            return ops.clip(256.0 * ops.exp(-ops.matmul(hed * alpha + beta, RGB_FROM_HED)) - 1.0, 0.0, 255.0)
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "scale": self.scale, "shift": self.shift, "seed": self.seed}
+
+    return HedJitter(scale, shift, seed, name="hed_jitter")
+
+
 def anatomy_augmentation(seed: int):
     """Training-only random layers for CT/MRI slices: left-right mirroring only (anatomy has an up
     and down), small rotations and zooms with black fill (slices sit on black), brightness and
@@ -328,10 +371,11 @@ def fine_tune_whole_backbone(extractor, images: np.ndarray, targets: dict[str, n
         model.compile(optimizer=keras.optimizers.Adam(rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=-1))
 
-    started = time.time()
+    started, losses = time.time(), []
 
     def one_epoch() -> float:
-        model.fit(x_train, y_train, epochs=1, batch_size=batch_size, class_weight=class_weight, verbose=2)
+        fitted = model.fit(x_train, y_train, epochs=1, batch_size=batch_size, class_weight=class_weight, verbose=2)
+        losses.append(round(float(fitted.history["loss"][-1]), 4))
         outputs = model.predict(x_val, batch_size=64, verbose=0)
         value = float(score(dict(zip(targets, [outputs])) if single else outputs))
         print(f"  validation score {value:.4f} ({time.time() - started:.0f} s)", flush=True)
@@ -360,6 +404,7 @@ def fine_tune_whole_backbone(extractor, images: np.ndarray, targets: dict[str, n
             "best_epoch": best["epoch"], "learning_rate": learning_rate,
             "schedule": "cosine decay to 0" if cosine_decay else "constant", "trainable_weights": trainable,
             "val_score_head_only": round(head_scores[-1], 4), "val_score": [round(v, 4) for v in scores],
+            "train_loss": losses[head_epochs:],
             "augmentation": augmentation_text(augmentation),
             "rule": "all backbone layers trained end to end (batch norm frozen), best validation score restored"}
 
@@ -370,27 +415,29 @@ def augmentation_text(augmentation) -> str:
              "RandomRotation": lambda l: f"rotation (±{round(360 * float(np.max(l.factor)))}°)",
              "RandomZoom": lambda l: f"zoom (±{round(100 * float(np.max(np.abs(l.height_factor))))}%)",
              "RandomBrightness": lambda l: f"brightness (±{round(100 * float(np.max(l.factor)))}%)",
-             "RandomContrast": lambda l: f"contrast (±{round(100 * float(np.max(l.factor)))}%)"}
+             "RandomContrast": lambda l: f"contrast (±{round(100 * float(np.max(l.factor)))}%)",
+             "HedJitter": lambda l: f"H&E stain jitter (±{round(100 * l.scale)}% scale, ±{l.shift:g} shift per stain)"}
     return ", ".join(names[type(layer).__name__](layer) for layer in augmentation.layers) + " (on the fly)"
 
 
-def backbone_tuning_text(record: dict[str, Any], weights: str) -> str:
+def backbone_tuning_text(record: dict[str, Any], weights: str, *, cams: bool = True) -> str:
     """One model-card paragraph for backbone weights tuned by ``python -m train.finetune`` ("" if
-    none): where and how it ran, then the same account as any whole-backbone run."""
+    none): where and how it ran, then the same account as any whole-backbone run. ``cams``: the
+    served graph also outputs class-activation maps (brain, skin)."""
     if not record:
         return ""
     tried = ", ".join(f"{rate}: {score:.4f}" for rate, score in record["learning_rates_tried"].items())
     device = "the CPU" if record["device"] == "cpu" else f"one {record['device']}"
     return (f"\n\nBackbone weights: ImageNet {record['backbone']} tuned by `{record['command']}` (Keras "
             f"{record['keras']} on {record['keras_backend']}, {device}, {record['seconds']:.0f} s). "
-            f"{fine_tuning_text(record)} Best validation score per learning rate tried: {tried}. The tuned weights "
-            f"are committed (`{weights}`, sha256 `{record['weights_sha256'][:16]}…`), so the training command "
-            f"rebuilds this model on a CPU. The parity column above is the largest difference over every output, "
-            f"the CAM logit maps (unbounded) included; what the quantised model decides is measured by its AUC "
-            f"columns.")
+            f"{fine_tuning_text(record, cams=cams)} Best validation score per learning rate tried: {tried}. The tuned "
+            f"weights are committed (`{weights}`, sha256 `{record['weights_sha256'][:16]}…`), so the training command "
+            f"rebuilds this model on a CPU."
+            + (" The parity column above is the largest difference over every output, the CAM logit maps (unbounded) "
+               "included; what the quantised model decides is measured by its AUC columns." if cams else ""))
 
 
-def fine_tuning_text(fine_tuning: dict[str, Any] | str, *, backbone_tuned: bool = False) -> str:
+def fine_tuning_text(fine_tuning: dict[str, Any] | str, *, backbone_tuned: bool = False, cams: bool = True) -> str:
     """One model-card paragraph from the summary ``fine_tune_top`` returned (plus what the task added)."""
     if isinstance(fine_tuning, str):  # model.json written before CPU fine-tuning existed
         return f"Fine-tuning: {fine_tuning}."
@@ -407,7 +454,7 @@ def fine_tuning_text(fine_tuning: dict[str, Any] | str, *, backbone_tuned: bool 
                 f"{fine_tuning['head_epochs']} head-only epochs, then learning rate {fine_tuning['learning_rate']:g}"
                 f"{schedule}; validation score{rule} per epoch {fine_tuning['val_score']} (head only: "
                 f"{fine_tuning['val_score_head_only']}), best epoch {fine_tuning['best_epoch']} restored. The linear "
-                f"head was then refitted on the tuned features, so the CAMs stay exact.")
+                f"head was then refitted on the tuned features{', so the CAMs stay exact' if cams else ''}.")
         return text + (" It lost on validation." if fine_tuning.get("chosen") is False else "")
     text = (f"Fine-tuning (CPU): the backbone's last stage, from `{fine_tuning['from_layer']}` on "
             f"({fine_tuning['trainable_weights']:,} weights), trained on cached maps of "

@@ -84,3 +84,29 @@ def test_committed_tuned_weights_match_their_record():
         record = json.loads((folder / finetune.SUMMARY_FILE).read_text())
         assert finetune.file_sha256(folder / finetune.WEIGHTS_FILE) == record["weights_sha256"]
         assert record["task"] == task and record["best_epoch"] <= record["epochs_run"]
+
+
+def test_histopathology_score_is_the_validation_idc_auc():
+    val = {"idc": np.array([0, 0, 1, 1])}
+    assert finetune.histopathology_score({"idc": np.array([[0.9, 0.1], [0.6, 0.4], [0.7, 0.3], [0.2, 0.8]])},
+                                         val) == pytest.approx(0.75)  # one of four pairs misordered
+
+
+def test_hed_jitter_recolours_in_training_only_and_is_exact_at_zero_strength():
+    images = np.random.default_rng(1).integers(0, 256, (4, 8, 8, 3)).astype(np.float32)
+    images[1] = images[0]
+    layer = transfer.hed_jitter_layer(seed=3)
+    assert np.array_equal(np.asarray(layer(images, training=False)), images)
+    jittered = np.asarray(layer(images, training=True))
+    assert jittered.min() >= 0 and jittered.max() <= 255
+    assert np.abs(jittered - images).mean() > 0.5  # stains moved
+    # one α, β per stain and image: the same image twice in a batch gets two colourings
+    assert np.abs(jittered[0] - jittered[1]).mean() > 0.5
+    # RGB → stain densities → RGB round-trips when nothing is perturbed
+    identity = np.asarray(transfer.hed_jitter_layer(scale=0.0, shift=0.0)(images, training=True))
+    np.testing.assert_allclose(identity, images, atol=1e-2)
+
+
+def test_tissue_augmentation_is_described_layer_by_layer():
+    text = transfer.augmentation_text(transfer.tissue_augmentation(0))
+    assert "H&E stain jitter (±5% scale, ±0.05 shift per stain)" in text and "rotation (±180°)" in text
