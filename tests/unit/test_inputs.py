@@ -23,6 +23,9 @@ def test_base64_with_line_breaks_and_data_url_prefix_is_accepted():
     wrapped = "data:image/png;base64," + "\n".join(text[i : i + 76] for i in range(0, len(text), 76))
     out = image_from_body({"image": wrapped})
     assert np.asarray(out)[0, 0].tolist() == [1, 2, 3]
+    # Windows line ends, tabs and spaces (PEM-style indentation) are whitespace too
+    spaced = " \t" + "\r\n  ".join(text[i : i + 64] for i in range(0, len(text), 64)) + "\r\n"
+    assert np.asarray(image_from_body({"image": spaced}))[0, 0].tolist() == [1, 2, 3]
 
 
 def test_invalid_base64_is_a_400():
