@@ -113,12 +113,18 @@ def binary_metrics(y_true: np.ndarray, p_positive: np.ndarray, threshold: float)
     }
 
 
+# Served as written: must equal the value the reported metrics were computed at.
+EXACT_KEYS = {"threshold", "thresholds_by_modality"}
+
+
 def rounded(value: Any, digits: int = 4) -> Any:
-    """Round floats to ``digits`` significant digits inside nested dicts/lists (metadata humans read)."""
+    """Round floats to ``digits`` significant digits inside nested dicts/lists (metadata humans read),
+    except under ``EXACT_KEYS``: an int8 model's probabilities sit on 1/256 steps, so a threshold
+    rounded from 0.359375 to 0.3594 moved every patch scored exactly 0.359375 to the other label."""
     if isinstance(value, float):
         return float(f"{value:.{digits}g}")
     if isinstance(value, dict):
-        return {k: rounded(v, digits) for k, v in value.items()}
+        return {k: v if k in EXACT_KEYS else rounded(v, digits) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [rounded(v, digits) for v in value]
     return value

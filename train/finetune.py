@@ -90,7 +90,7 @@ SPECS = {
     "brain": TuningSpec(("tumor", "modality", "tumor_type"), brain_score, transfer.anatomy_augmentation,
                         colour_constancy=False, grey=True, seed=2024, epochs=12),
     "histopathology": TuningSpec(("idc",), histopathology_score, transfer.tissue_augmentation, colour_constancy=False,
-                                 grey=False, seed=2016, epochs=16, input_size=96, source_size=50, batch_size=64,
+                                 grey=False, seed=2016, epochs=32, input_size=96, source_size=50, batch_size=64,
                                  learning_rates=(2e-4,)),
     "skin": TuningSpec(("melanoma",), skin_score, transfer.dermoscopy_augmentation,
                        colour_constancy=True, grey=False, seed=2017, epochs=8),
@@ -167,17 +167,19 @@ def unpack(path: Path) -> dict[str, np.ndarray]:
 
 
 def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str | None, learning_rates: list[float],
-        epochs: int, batch_size: int, out: Path, seed: int, pack_path: Path | None = None) -> dict[str, Any]:
+        epochs: int, batch_size: int, out: Path, seed: int, input_size: int | None = None,
+        pack_path: Path | None = None) -> dict[str, Any]:
     import keras
 
     spec = SPECS[task]
+    input_size = input_size or spec.input_size
     split = arrays["split"]
     val = {k: v[split == "val"] for k, v in arrays.items() if k != "images"}
     started, runs, best = time.time(), {}, None
     for rate in learning_rates:
         print(f"{task}: learning rate {rate:g}, {epochs} epochs", flush=True)
         extractor = transfer.build_feature_extractor(backbone, weights, colour_constancy=spec.colour_constancy,
-                                                     input_size=spec.input_size, source_size=spec.source_size)
+                                                     input_size=input_size, source_size=spec.source_size)
 
         def checkpoint(epoch: int, score: float, rate: float = rate, extractor=extractor) -> None:
             # The only writer of the weights: the best epoch of the best rate so far, on disk at once
@@ -197,7 +199,9 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
         if best is None or max(summary["val_score"]) > best[0]:
             best = (max(summary["val_score"]), f"{rate:g}")
     chosen = runs[best[1]]
+    size_flag = f" --input-size {input_size}" if input_size != spec.input_size else ""
     record = {**chosen, "task": task, "backbone": backbone, "seed": seed, "batch_size": batch_size,
+              "input_size": input_size or transfer.BACKBONES[backbone].input_size,
               "learning_rates_tried": {rate: max(r["val_score"]) for rate, r in runs.items()},
               "chosen_learning_rate": float(best[1]), "val_score_rule": spec.score.__doc__.split(":")[0].strip(),
               "runs": runs, "base_weights_sha256": file_sha256(transfer.resolve_weights(backbone, weights)),
@@ -206,7 +210,7 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
               "seconds": round(time.time() - started, 1),
               "command": f"KERAS_BACKEND={keras.backend.backend()} python -m train.finetune run {task}"
                          f"{f' --pack devicepack/{Path(pack_path).name}' if pack_path else ''} --learning-rates "
-                         f"{' '.join(runs)} --epochs {epochs} --batch-size {batch_size}"}
+                         f"{' '.join(runs)} --epochs {epochs} --batch-size {batch_size}{size_flag}"}
     (out / SUMMARY_FILE).write_text(json.dumps(record, indent=2) + "\n")
     print(f"kept learning rate {best[1]} (validation score {best[0]:.4f}) → {out / WEIGHTS_FILE}", flush=True)
     return record
@@ -260,8 +264,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learning-rates", type=float, nargs="+", default=None,
                         help="one run per rate; the best on validation is kept (default: the task's shipped run)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="default: the task's shipped run (brain 12, skin 8, histopathology 16)")
+                        help="default: the task's shipped run (brain 12, skin 8, histopathology 32)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the task's (histopathology 64, else 32)")
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="backbone input side in px (default: histopathology 96, else the backbone's own)")
     parser.add_argument("--out", type=Path, default=None, help="default: build/<task>/finetuned")
     args = parser.parse_args(argv)
     if args.step == "pack":
@@ -273,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     run(args.task, arrays, backbone=args.backbone, weights=args.weights,
         learning_rates=args.learning_rates or list(spec.learning_rates), epochs=args.epochs or spec.epochs,
         batch_size=args.batch_size or spec.batch_size, out=args.out or common.build_dir(args.task) / "finetuned",
-        seed=spec.seed, pack_path=args.pack)
+        seed=spec.seed, input_size=args.input_size, pack_path=args.pack)
 
 
 if __name__ == "__main__":

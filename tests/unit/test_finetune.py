@@ -79,7 +79,7 @@ def test_recorded_fine_tuning_comes_from_the_file_beside_the_weights(tmp_path):
 
 
 def test_committed_tuned_weights_match_their_record():
-    for task in ("brain", "skin"):
+    for task in ("brain", "skin", "histopathology"):
         folder = common.REPO_ROOT / "train" / "weights" / task
         record = json.loads((folder / finetune.SUMMARY_FILE).read_text())
         assert finetune.file_sha256(folder / finetune.WEIGHTS_FILE) == record["weights_sha256"]
@@ -110,3 +110,10 @@ def test_hed_jitter_recolours_in_training_only_and_is_exact_at_zero_strength():
 def test_tissue_augmentation_is_described_layer_by_layer():
     text = transfer.augmentation_text(transfer.tissue_augmentation(0))
     assert "H&E stain jitter (±5% scale, ±0.05 shift per stain)" in text and "rotation (±180°)" in text
+
+
+def test_histopathology_candidate_runs_the_backbone_at_the_size_it_was_tuned_at():
+    from train.histopathology import transfer_size
+
+    assert transfer_size({"input_size": 128}) == 128
+    assert transfer_size({}) == 96  # records written before --input-size existed were all tuned at 96 px

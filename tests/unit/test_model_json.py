@@ -29,3 +29,14 @@ def test_model_json_is_valid_and_matches_its_artifact(path):
         assert (path.parents[1] / plot).is_file(), plot
     card = path.parents[1] / "MODEL_CARD.md"
     assert card.is_file() and "not a medical device" in card.read_text()
+
+
+def test_model_json_rounds_what_people_read_but_keeps_thresholds_exact():
+    from train.common import rounded
+
+    written = rounded({"metrics": {"auc": 0.939123, "threshold": 0.359375},
+                       "output": {"threshold": 0.359375, "thresholds_by_modality": {"ct": 0.10546875}}})
+    assert written["metrics"]["auc"] == 0.9391
+    # an int8 model scores on 1/256 steps: 0.3594 would flip every patch scored exactly 0.359375
+    assert written["output"]["threshold"] == written["metrics"]["threshold"] == 0.359375
+    assert written["output"]["thresholds_by_modality"]["ct"] == 0.10546875
