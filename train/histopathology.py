@@ -43,9 +43,10 @@ TRANSFER_SIZE = 96  # backbone input (50 px patches upscaled in-graph) when the 
 TUNED_WEIGHTS = common.REPO_ROOT / "train" / "weights" / TASK / finetune.WEIGHTS_FILE
 # Whole-backbone tuning runs compared on validation (best validation AUC of each run's temporary head),
 # each reproducible by `python -m train.finetune run histopathology <flags>`; the card lists them.
+V1_1_TUNING_AUC = 0.9317  # the 16-epoch run v1.1.0 shipped
 TUNING_RUNS = (
     ("8 epochs at 96 px", "--epochs 8", 0.9196),
-    ("16 epochs at 96 px (v1.1.0)", "--epochs 16", 0.9317),
+    ("16 epochs at 96 px (v1.1.0)", "--epochs 16", V1_1_TUNING_AUC),
     ("16 epochs at 128 px", "--epochs 16 --input-size 128", 0.9326),
     ("32 epochs at 96 px", "--epochs 32", 0.9350),
 )
@@ -349,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
         record = backbone_tuning.get("backbone_tuning", {})
         changelog["1.2.0"] = (f"{TRANSFER}: the backbone tuned {record.get('epochs_run', '?')} epochs at "
                               f"{transfer_px} px (cosine schedule; validation AUC of the tuning run "
-                              f"{max(record.get('val_score', [0])):.4f}, 16 epochs: 0.9317); {shipped} TFLite.")
+                              f"{max(record.get('val_score', [0])):.4f}, 16 epochs: {V1_1_TUNING_AUC:.4f}); {shipped} TFLite.")
     metadata = {
         "name": "oncoserve-histopathology-idc",
         "task": TASK,
