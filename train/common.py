@@ -119,15 +119,24 @@ EXACT_KEYS = {"threshold", "thresholds_by_modality"}
 
 def rounded(value: Any, digits: int = 4) -> Any:
     """Round floats to ``digits`` significant digits inside nested dicts/lists (metadata humans read),
-    except under ``EXACT_KEYS``: an int8 model's probabilities sit on 1/256 steps, so a threshold
-    rounded from 0.359375 to 0.3594 moved every patch scored exactly 0.359375 to the other label."""
+    except a number, or a mapping of numbers, under ``EXACT_KEYS``: an int8 model's probabilities sit
+    on 1/256 steps, so a threshold rounded from 0.359375 to 0.3594 moved every patch scored exactly
+    0.359375 to the other label. A record under such a key (the threshold with its rule and
+    validation figures) is rounded like any other, its own ``threshold`` entry kept."""
     if isinstance(value, float):
         return float(f"{value:.{digits}g}")
     if isinstance(value, dict):
-        return {k: v if k in EXACT_KEYS else rounded(v, digits) for k, v in value.items()}
+        return {k: v if k in EXACT_KEYS and is_numeric(v) else rounded(v, digits) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [rounded(v, digits) for v in value]
     return value
+
+
+def is_numeric(value: Any) -> bool:
+    """A number, or a mapping whose values are all numbers (thresholds per modality)."""
+    if isinstance(value, dict):
+        return all(isinstance(v, (int, float)) for v in value.values())
+    return isinstance(value, (int, float))
 
 
 def library_versions() -> dict[str, str]:

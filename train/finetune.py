@@ -5,7 +5,7 @@ Description: every backbone layer trained end to end on augmented images through
     and rate kept; writes the tuned backbone's weights, which `make train-<task> WEIGHTS=…` then
     uses in place of the ImageNet ones (linear heads, thresholds, conversion, cards: unchanged).
 Accelerator: a GPU when one is lent (Keras 3 on JAX or torch); the CPU works too (per epoch on 2
-    cores: ≈ 1.2 min brain, 2.5 min skin, 1 min histopathology at 96 px).
+    cores: ≈ 1.2 min brain, 2.8 min skin, 1 min histopathology at 96 px).
 
 ## Why two steps
 
@@ -93,7 +93,7 @@ SPECS = {
                                  grey=False, seed=2016, epochs=32, input_size=96, source_size=50, batch_size=64,
                                  learning_rates=(2e-4,)),
     "skin": TuningSpec(("melanoma",), skin_score, transfer.dermoscopy_augmentation,
-                       colour_constancy=True, grey=False, seed=2017, epochs=8),
+                       colour_constancy=True, grey=False, seed=2017, epochs=24),
 }
 
 
@@ -254,6 +254,14 @@ def recorded_fine_tuning(weights: str | None) -> dict[str, Any]:
     return {"backbone_tuning": {k: v for k, v in record.items() if k != "runs"}}
 
 
+def tuning_runs_table(task: str, runs: tuple[tuple[str, str, float], ...], score: str, column: str) -> str:
+    """The card's table of tuning runs compared on validation: (name, flags, best validation score)
+    per run, each reproducible by ``python -m train.finetune run <task>`` + its flags."""
+    rows = "\n".join(f"| {name} | `{flags}` | {value:.4f} |" for name, flags, value in runs)
+    return (f"Tuning runs compared on validation (`python -m train.finetune run {task}` + flags; best {score} of "
+            f"the run's temporary head):\n\n| run | flags | {column} |\n|---|---|---|\n" + rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Fine-tune a whole image backbone (brain, skin, histopathology).")
     parser.add_argument("step", choices=["pack", "run"])
@@ -264,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learning-rates", type=float, nargs="+", default=None,
                         help="one run per rate; the best on validation is kept (default: the task's shipped run)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="default: the task's shipped run (brain 12, skin 8, histopathology 32)")
+                        help="default: the task's shipped run (brain 12, skin 24, histopathology 32)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the task's (histopathology 64, else 32)")
     parser.add_argument("--input-size", type=int, default=None,
                         help="backbone input side in px (default: histopathology 96, else the backbone's own)")

@@ -488,9 +488,7 @@ def conversion_note(conversion: dict[str, Any]) -> str:
 
 
 def tuning_runs_text() -> str:
-    rows = "\n".join(f"| {name} | `{flags}` | {score:.4f} |" for name, flags, score in TUNING_RUNS)
-    return ("Tuning runs compared on validation (`python -m train.finetune run histopathology` + flags; best "
-            "validation AUC of the run's temporary head):\n\n| run | flags | val AUC |\n|---|---|---|\n" + rows
+    return (finetune.tuning_runs_table(TASK, TUNING_RUNS, "validation AUC", "val AUC")
             + "\n\nAt 128 px the refitted linear head reached validation AUC 0.9331 (96 px, 16 epochs: 0.9316) "
               "but validation balanced accuracy at the sensitivity rule 0.855 (0.856), for 1.8× the compute per "
               "patch, so the longer schedule at 96 px was run instead.")

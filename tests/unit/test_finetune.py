@@ -117,3 +117,17 @@ def test_histopathology_candidate_runs_the_backbone_at_the_size_it_was_tuned_at(
 
     assert transfer_size({"input_size": 128}) == 128
     assert transfer_size({}) == 96  # records written before --input-size existed were all tuned at 96 px
+
+
+@pytest.mark.parametrize("task", ["histopathology", "skin"])
+def test_the_card_lists_the_tuning_run_of_the_committed_backbone(task):
+    import importlib
+    import json
+
+    from train.finetune import SUMMARY_FILE, file_sha256
+
+    module = importlib.import_module(f"train.{task}")
+    record = json.loads(module.TUNED_WEIGHTS.with_name(SUMMARY_FILE).read_text())
+    assert record["weights_sha256"] == file_sha256(module.TUNED_WEIGHTS)
+    listed = {flags: score for _, flags, score in module.TUNING_RUNS}
+    assert listed[f"--epochs {record['epochs_run']}"] == max(record["val_score"])

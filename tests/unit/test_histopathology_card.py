@@ -23,14 +23,3 @@ def test_conversion_note_names_the_lossy_variants_and_why_one_ships():
     smaller = {"variants": {"float32": variant(0.94, 160), "float16": variant(0.94, 170), "int8": variant(0.936, 175)},
                "shipped": "int8"}
     assert conversion_note(smaller) == "int8 runs within 10% of the fastest (float32) in a smaller file, so it ships:"
-
-
-def test_the_card_lists_the_tuning_run_of_the_committed_backbone():
-    import json
-
-    from train.finetune import SUMMARY_FILE
-    from train.histopathology import TUNED_WEIGHTS, TUNING_RUNS
-
-    record = json.loads(TUNED_WEIGHTS.with_name(SUMMARY_FILE).read_text())
-    listed = {flags: score for _, flags, score in TUNING_RUNS}
-    assert listed[f"--epochs {record['epochs_run']}"] == max(record["val_score"])

@@ -40,3 +40,13 @@ def test_model_json_rounds_what_people_read_but_keeps_thresholds_exact():
     # an int8 model scores on 1/256 steps: 0.3594 would flip every patch scored exactly 0.359375
     assert written["output"]["threshold"] == written["metrics"]["threshold"] == 0.359375
     assert written["output"]["thresholds_by_modality"]["ct"] == 0.10546875
+
+
+def test_a_threshold_record_keeps_its_threshold_exact_and_rounds_its_figures():
+    from train.common import rounded
+
+    written = rounded({"training": {"threshold": {"threshold": 0.35332992672920227, "rule": "sensitivity >= 0.9",
+                                                  "val_sensitivity": 0.9027777777777778}}})
+    record = written["training"]["threshold"]
+    assert record["threshold"] == 0.35332992672920227
+    assert record["val_sensitivity"] == 0.9028 and record["rule"] == "sensitivity >= 0.9"
