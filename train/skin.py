@@ -36,8 +36,9 @@ LABELS = ["benign", "melanoma"]
 SOURCES = ["HAM10000", "ISIC2017"]
 MIN_SENSITIVITY = 0.90
 TUNED_WEIGHTS = common.REPO_ROOT / "train" / "weights" / TASK / finetune.WEIGHTS_FILE
+V1_2_TUNING_SCORE = 0.8121  # the 8-epoch H100 run v1.2.0 shipped
 TUNING_RUNS = (  # whole-backbone tuning runs of train.finetune (learning rate 1e-4, cosine schedule)
-    ("8 epochs on a lent H100, torch backend (v1.2.0)", "--epochs 8", 0.8121),
+    ("8 epochs on a lent H100, torch backend (v1.2.0)", "--epochs 8", V1_2_TUNING_SCORE),
     ("24 epochs on 2 CPU cores, TensorFlow backend (75 min)", "--epochs 24", 0.8198),
 )
 
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
                                "float16 TFLite.",
                       "1.2.0": "Candidates on a backbone tuned end to end (train.finetune, 8 epochs on a lent H100); shipped: "
                                "colour_constancy=True, last stage tuned, float16 TFLite.",
-                      "1.3.0": f"Candidates on {'a backbone tuned end to end (train.finetune, 24 epochs on the CPU; tuning validation score 0.8121 → 0.8198)' if backbone_tuning else 'ImageNet weights'}; "
+                      "1.3.0": f"Candidates on {tuned_backbone_text(backbone_tuning.get('backbone_tuning'))}; "
                                f"shipped: {choice}, {shipped} TFLite."},
         "artifact": {"file": artifact.name, "sha256": variants[shipped].sha256, "bytes": len(variants[shipped].content),
                      "variant": shipped, "max_abs_diff_vs_keras": variants[shipped].max_abs_diff},
@@ -273,6 +274,15 @@ def write_plots(y, source, test, p_test, metrics, threshold, images, content, se
     names.append(transfer.plot_cam_examples(TASK, batch, run_tflite(content, batch)["melanoma_cam"],
                                             [f"{source[i]} {LABELS[y[i]]}" for i in picks]))
     return names
+
+
+def tuned_backbone_text(record: dict[str, Any] | None) -> str:
+    """The changelog's account of the backbone the candidates were built on."""
+    if not record:
+        return "ImageNet weights"
+    return (f"a backbone tuned end to end (train.finetune, {record['epochs_run']} epochs on "
+            f"{transfer.tuning_device(record).removeprefix('one ')}; tuning validation score "
+            f"{V1_2_TUNING_SCORE:.4f} → {max(record['val_score']):.4f})")
 
 
 def write_card(metadata: dict[str, Any]) -> None:

@@ -420,6 +420,11 @@ def augmentation_text(augmentation) -> str:
     return ", ".join(names[type(layer).__name__](layer) for layer in augmentation.layers) + " (on the fly)"
 
 
+def tuning_device(record: dict[str, Any]) -> str:
+    """Where a ``train.finetune`` run trained, in words: "the CPU" or "one <GPU name>"."""
+    return "the CPU" if record["device"] == "cpu" else f"one {record['device']}"
+
+
 def backbone_tuning_text(record: dict[str, Any], weights: str, *, cams: bool = True) -> str:
     """One model-card paragraph for backbone weights tuned by ``python -m train.finetune`` ("" if
     none): where and how it ran, then the same account as any whole-backbone run. ``cams``: the
@@ -427,9 +432,8 @@ def backbone_tuning_text(record: dict[str, Any], weights: str, *, cams: bool = T
     if not record:
         return ""
     tried = ", ".join(f"{rate}: {score:.4f}" for rate, score in record["learning_rates_tried"].items())
-    device = "the CPU" if record["device"] == "cpu" else f"one {record['device']}"
     return (f"\n\nBackbone weights: ImageNet {record['backbone']} tuned by `{record['command']}` (Keras "
-            f"{record['keras']} on {record['keras_backend']}, {device}, {record['seconds']:.0f} s). "
+            f"{record['keras']} on {record['keras_backend']}, {tuning_device(record)}, {record['seconds']:.0f} s). "
             f"{fine_tuning_text(record, cams=cams)} Best validation score per learning rate tried: {tried}. The tuned "
             f"weights are committed (`{weights}`, sha256 `{record['weights_sha256'][:16]}…`), so the training command "
             f"rebuilds this model on a CPU."
