@@ -126,15 +126,14 @@ CANDIDATES = {
 }
 
 
-def train_transfer_candidate(splits, *, backbone: str, weights: str, tuning: dict[str, Any], seed: int):
+def train_transfer_candidate(splits, *, backbone: str, weights: str, tuning: dict[str, Any], size: int, seed: int):
     """MobileNetV2 whose every layer ``train.finetune`` tuned on augmented IDC patches (50 px
-    upscaled in-graph to the size it was tuned at, so the served model still takes 50x50 patches), then a linear
-    softmax head fitted on its pooled features, L2 chosen on validation AUC. Returns the model and
+    upscaled in-graph to ``size``, the side it was tuned at, so the served model still takes 50x50 patches), then a
+    linear softmax head fitted on its pooled features, L2 chosen on validation AUC. Returns the model and
     the tuning run's per-epoch curves (from ``tuning``, that run's record)."""
     import keras
     from keras import layers
 
-    size = transfer_size(tuning)
     extractor = transfer.build_feature_extractor(backbone, weights, input_size=size, source_size=PATCH)
     tag = f"{transfer.cache_tag(backbone, weights)}_{size}"
     features = {name: transfer.pooled_features(TASK, f"{tag}_{name}", extractor, splits[name][0])
@@ -279,13 +278,13 @@ def main(argv: list[str] | None = None) -> None:
 
     # The record of the run that tuned the transfer candidate's weights (its finetune.json), if any.
     backbone_tuning = finetune.recorded_fine_tuning(args.weights) if TRANSFER in args.candidates else {}
-    transfer_px = transfer_size(backbone_tuning.get("backbone_tuning", {}))
+    tuning_record = backbone_tuning.get("backbone_tuning", {})
+    transfer_px = transfer_size(tuning_record)
     trained = {}
     for name in args.candidates:
         if name == TRANSFER:
             model, history = train_transfer_candidate(splits, backbone=args.backbone, weights=args.weights,
-                                                      tuning=backbone_tuning.get("backbone_tuning", {}),
-                                                      seed=args.seed)
+                                                      tuning=tuning_record, size=transfer_px, seed=args.seed)
         else:
             model, history = train_candidate(name, splits, epochs=args.epochs, seed=args.seed)
         p_val = predict_probability(model, splits["val"][0])
@@ -347,10 +346,9 @@ def main(argv: list[str] | None = None) -> None:
     if tuned:
         changelog["1.1.0"] = ("mobilenet_v2_96px_tuned (MobileNetV2 tuned end to end on H&E patches by train.finetune, "
                               "16 epochs at 96 px) joins the candidates and wins on validation; int8 TFLite.")
-        record = backbone_tuning.get("backbone_tuning", {})
-        changelog["1.2.0"] = (f"{TRANSFER}: the backbone tuned {record.get('epochs_run', '?')} epochs at "
+        changelog["1.2.0"] = (f"{TRANSFER}: the backbone tuned {tuning_record.get('epochs_run', '?')} epochs at "
                               f"{transfer_px} px (cosine schedule; validation AUC of the tuning run "
-                              f"{max(record.get('val_score', [0])):.4f}, 16 epochs: {V1_1_TUNING_AUC:.4f}); {shipped} TFLite.")
+                              f"{max(tuning_record.get('val_score', [0])):.4f}, 16 epochs: {V1_1_TUNING_AUC:.4f}); {shipped} TFLite.")
     metadata = {
         "name": "oncoserve-histopathology-idc",
         "task": TASK,
