@@ -78,7 +78,7 @@ train-brain: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed) + lin
 train-skin: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed; last stage tuned again) + colour constancy + linear head, CAM (~12 min CPU; WEIGHTS=default: ImageNet; BACKBONE=vgg16 WEIGHTS=path)
 	$(PY) -m train.skin --backbone $(or $(BACKBONE),mobilenet_v2) --weights $(or $(WEIGHTS),$(if $(BACKBONE),default,$(SKIN_WEIGHTS))) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS)) $(if $(FULL_FINE_TUNE_EPOCHS),--full-fine-tune-epochs $(FULL_FINE_TUNE_EPOCHS))
 
-finetune-brain finetune-skin finetune-histopathology: $(VENV)/.installed ## tune every backbone layer → build/<task>/finetuned (CPU: brain ~27 min, skin ~75, histopathology ~27; PACK=devicepack/<task>.npz on a GPU machine)
+finetune-brain finetune-skin finetune-histopathology: $(VENV)/.installed ## tune every backbone layer → build/<task>/finetuned (CPU: brain ~27 min, skin ~2 h, histopathology ~27; PACK=devicepack/<task>.npz on a GPU machine)
 	$(PY) -m train.finetune run $(@:finetune-%=%) --out build/$(@:finetune-%=%)/finetuned $(if $(PACK),--pack $(PACK))
 
 pack-brain pack-skin pack-histopathology: $(VENV)/.installed ## train+val images for a GPU machine → devicepack/<task>.npz (README: fine-tuning on a GPU)

@@ -93,7 +93,7 @@ SPECS = {
                                  grey=False, seed=2016, epochs=32, input_size=96, source_size=50, batch_size=64,
                                  learning_rates=(2e-4,)),
     "skin": TuningSpec(("melanoma",), skin_score, transfer.dermoscopy_augmentation,
-                       colour_constancy=True, grey=False, seed=2017, epochs=24),
+                       colour_constancy=True, grey=False, seed=2017, epochs=40),
 }
 
 
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learning-rates", type=float, nargs="+", default=None,
                         help="one run per rate; the best on validation is kept (default: the task's shipped run)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="default: the task's shipped run (brain 12, skin 24, histopathology 32)")
+                        help="default: the task's shipped run (brain 12, skin 40, histopathology 32)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the task's (histopathology 64, else 32)")
     parser.add_argument("--input-size", type=int, default=None,
                         help="backbone input side in px (default: histopathology 96, else the backbone's own)")
