@@ -165,11 +165,18 @@ def model_flops(task: str) -> float:
     """FLOPs of one inference (batch 1), counted from the shipped TFLite graph: 2 x multiply-adds of
     convolutions, depthwise convolutions, fully connected layers and batch matmuls (the rest is
     element-wise and negligible)."""
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     metadata = common.read_model_json(task)
-    interpreter = Interpreter(model_path=str(common.model_json_path(task).parent / metadata["artifact"]["file"]))
+    # Without the XNNPACK delegate: it keeps the shapes of the tensors it owns at their allocation values.
+    interpreter = Interpreter(model_path=str(common.model_json_path(task).parent / metadata["artifact"]["file"]),
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     interpreter.allocate_tensors()  # batch 1: the input signature's batch dimension defaults to 1
+    # One inference first: shapes that depend on the batch inside the graph (skin's 8 views) are
+    # only known once it has run.
+    entry = interpreter.get_input_details()[0]
+    interpreter.set_tensor(entry["index"], np.zeros(entry["shape"], entry["dtype"]))
+    interpreter.invoke()
     shapes = {t["index"]: list(t["shape"]) for t in interpreter.get_tensor_details()}
     flops = 0.0
     for op in interpreter._get_ops_details():  # noqa: SLF001 - the only op-level view LiteRT exposes

@@ -228,3 +228,34 @@ def test_backbone_split_is_exact_and_fine_tuning_trains_the_serving_layers(backb
     assert not np.array_equal(before_conv, convs[-1].get_weights()[0])  # … and training changed them
     assert all(np.array_equal(a, b) for a, b in zip(before_norm, norms[-1].get_weights()))  # BN frozen
     assert not backbone_model.trainable
+
+
+def test_symmetric_views_make_the_served_answer_ignore_flips_and_rotations():
+    """Averaged over the 8 flips and rotations, the probability is the same for every orientation of
+    the image and the CAM turns with it — in the converted model too; one view does not do that."""
+    import keras
+
+    from train import transfer
+
+    keras.utils.set_random_seed(0)
+    extractor = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, strides=2, padding="same"),
+                                  keras.layers.Conv2D(6, (3, 2), strides=2, padding="same", activation="relu")])
+    dense = keras.layers.Dense(2)
+    dense.build((None, 6))
+    heads = {"a": {"dense": dense, "cam_class": 1}}
+    images = np.random.default_rng(4).uniform(0, 1, (3, 16, 16, 3)).astype(np.float32)  # logits of order 1
+    turned = {"rot90": np.rot90(images, 1, axes=(1, 2)), "mirror": images[:, :, ::-1], "transpose": images.transpose(0, 2, 1, 3)}
+    undo = {"rot90": lambda m: np.rot90(m, 1, axes=(1, 2)), "mirror": lambda m: m[:, :, ::-1],
+            "transpose": lambda m: m.transpose(0, 2, 1)}
+
+    symmetric = transfer.build_cam_model(extractor, heads, symmetric_views=True)
+    content = convert_model(symmetric, images)["float32"].content
+    reference = run_tflite(content, images)
+    assert np.ptp(reference["a"][:, 1]) > 1e-3  # answers that differ between images: nothing saturated
+    for name, batch in turned.items():
+        answer = run_tflite(content, np.ascontiguousarray(batch))
+        assert np.allclose(answer["a"], reference["a"], atol=1e-5), name
+        assert np.allclose(answer["a_cam"], undo[name](reference["a_cam"]), atol=1e-4), name
+    one_view = transfer.build_cam_model(extractor, heads)
+    assert not np.allclose(one_view.predict(turned["rot90"].copy(), verbose=0)["a"],
+                           one_view.predict(images, verbose=0)["a"], atol=1e-5)
