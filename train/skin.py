@@ -311,7 +311,7 @@ def views_text(views: dict[str, Any] | None) -> str:
         return ""
     scores = views["val_auc_mean"]
     shipped = "the 8 views ship (8× the compute per image)" if views["chosen"] == 8 else "one view ships"
-    return (f"\nViews: the chosen candidate with its {SYMMETRIC_VIEWS_TEXT} (so the CAM stays exact) scores validation "
+    return (f"\nViews: the chosen candidate with its {SYMMETRIC_VIEWS_TEXT}, so the CAM stays exact, scores validation "
             f"mean AUC {scores['8']:.4f}, the image as given {scores['1']:.4f}; {shipped}.\n")
 
 
