@@ -63,7 +63,7 @@ lint-template: $(VENV_SAM)/.installed ## sam validate --lint
 train-leukemia: $(VENV)/.installed ## train, convert and evaluate the leukemia model (~6 min CPU)
 	$(PY) -m train.leukemia
 
-train-breast-survival: $(VENV)/.installed ## survival groups: K-Means vs ridge / elastic-net Cox, chosen on val (~1 min)
+train-breast-survival: $(VENV)/.installed ## survival groups: K-Means vs ridge / elastic-net Cox, chosen on val, cross-validated estimate (~2 min)
 	$(PY) -m train.breast_survival
 
 train-histopathology: $(VENV)/.installed ## CancerNet, two stain-robust variants and MobileNetV2 (tuned backbone, committed) + linear head, chosen on val (~25 min CPU; WEIGHTS=default: ImageNet)
@@ -75,7 +75,7 @@ experiment-histopathology: $(VENV)/.installed ## MobileNetV2 (ImageNet) frozen /
 train-brain: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed) + linear heads, CAM (~5 min CPU; WEIGHTS=default: ImageNet; BACKBONE=xception WEIGHTS=path)
 	$(PY) -m train.brain --backbone $(or $(BACKBONE),mobilenet_v2) --weights $(or $(WEIGHTS),$(if $(BACKBONE),default,$(BRAIN_WEIGHTS))) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS))
 
-train-skin: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed; last stage tuned again) + colour constancy + linear head, CAM (~12 min CPU; WEIGHTS=default: ImageNet; BACKBONE=vgg16 WEIGHTS=path)
+train-skin: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed; last stage tuned again) + colour constancy + linear head, 8-view CAM graph (~20 min CPU; WEIGHTS=default: ImageNet; BACKBONE=vgg16 WEIGHTS=path)
 	$(PY) -m train.skin --backbone $(or $(BACKBONE),mobilenet_v2) --weights $(or $(WEIGHTS),$(if $(BACKBONE),default,$(SKIN_WEIGHTS))) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS)) $(if $(FULL_FINE_TUNE_EPOCHS),--full-fine-tune-epochs $(FULL_FINE_TUNE_EPOCHS))
 
 finetune-brain finetune-skin finetune-histopathology: $(VENV)/.installed ## tune every backbone layer → build/<task>/finetuned (CPU: brain ~27 min, skin ~2 h, histopathology ~27; PACK=devicepack/<task>.npz on a GPU machine)

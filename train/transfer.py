@@ -570,8 +570,8 @@ def average_symmetric_views(maps):
 def build_cam_model(extractor, heads: dict[str, Any], *, symmetric_views: bool = False):
     """Serving graph: features → every head applied per cell → pooled logits → softmax.
 
-    Outputs a dict: ``<head>`` probabilities for each head and ``<head>_cam`` logit maps for the
-    heads whose name is in ``cam_for``. ``symmetric_views``: for images with no up or left
+    Outputs a dict: ``<head>`` probabilities for each head and ``<head>_cam`` logit maps (of class
+    ``cam_class``) for the heads that name one. ``symmetric_views``: for images with no up or left
     (dermoscopy), every cell's logits averaged over the image's 8 flips and rotations, each view
     turned back first (8× the compute). The heads are linear, so this is the head on the averaged
     features and the CAM stays exact; averaging the logit maps rather than the features keeps the

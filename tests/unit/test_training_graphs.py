@@ -94,6 +94,31 @@ def test_elastic_net_cox_finds_the_informative_genes_and_orders_groups_by_risk()
     assert concordance_index(months, -groups, events) > 0.7
 
 
+def test_cross_validated_separation_is_high_for_real_signal_and_chance_for_none():
+    from functools import partial
+
+    from train import breast_survival as bs
+
+    rng = np.random.default_rng(3)
+    n, genes = 200, 30  # enough noise genes that a fit judged on its own patients would look good
+    expression = rng.normal(size=(n, genes))
+    months = rng.exponential(100 * np.exp(-1.5 * expression[:, 0]))
+    os_event = (rng.random(n) < 0.8).astype(int)
+    dss_event = os_event * (rng.random(n) < 0.7)  # breast-cancer deaths are a subset of all deaths
+    fit = partial(bs.fit_cox, endpoint="overall", penalizer=0.01)
+
+    def cohort(order):
+        return bs.Metabric([f"g{i}" for i in range(genes)], expression, months[order], os_event[order],
+                           dss_event[order], np.array(["train"] * n))
+
+    real = bs.cross_validated_separation(fit, cohort(np.arange(n)), seed=0, folds=4, repeats=2)
+    assert real["held_out_patients"] == 50 and real["repeats"] == 2
+    assert real["harrell_c_overall"]["mean"] > 0.65 and real["harrell_c_overall"]["sd"] > 0
+    assert real["harrell_c_overall"]["min"] <= real["harrell_c_overall"]["mean"] <= real["harrell_c_overall"]["max"]
+    shuffled = bs.cross_validated_separation(fit, cohort(rng.permutation(n)), seed=0, folds=4, repeats=2)
+    assert abs(shuffled["harrell_c_overall"]["mean"] - 0.5) < 0.08, "held-out folds are really held out"
+
+
 def test_variant_is_eligible_only_if_it_ran_and_every_metric_stays_within_the_bound():
     from convert.convert import eligible_variants
 
