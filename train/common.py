@@ -386,6 +386,39 @@ def choose_threshold(y_true: np.ndarray, p_positive: np.ndarray, *, min_sensitiv
             "val_sensitivity": float(tpr[index]), "val_specificity": float(1 - fpr[index])}
 
 
+def sensitivity_by_group(y_true: np.ndarray, p_positive: np.ndarray, groups: np.ndarray,
+                         threshold: float) -> dict[str, dict[str, Any]]:
+    """Sensitivity and specificity at ``threshold`` within each group (e.g. image source): a threshold that
+    meets its target over all images can miss it within one group."""
+    y_true, p_positive, groups = np.asarray(y_true).astype(int), np.asarray(p_positive), np.asarray(groups)
+    def rate(hits: np.ndarray) -> float | None:
+        return float(hits.mean()) if hits.size else None  # None, not NaN: model.json stays valid JSON
+
+    out = {}
+    for group in np.unique(groups):
+        positive, negative = (groups == group) & (y_true == 1), (groups == group) & (y_true == 0)
+        out[str(group)] = {"positives": int(positive.sum()), "negatives": int(negative.sum()),
+                           "sensitivity": rate(p_positive[positive] >= threshold),
+                           "specificity": rate(p_positive[negative] < threshold)}
+    return out
+
+
+def choose_threshold_within_every_group(y_true: np.ndarray, p_positive: np.ndarray, groups: np.ndarray, *,
+                                        min_sensitivity: float, group_name: str = "group") -> dict[str, Any]:
+    """The highest threshold whose validation sensitivity reaches ``min_sensitivity`` within every group
+    (sensitivity only rises as the threshold falls, so the first candidate from the top that passes)."""
+    y_true, p_positive = np.asarray(y_true).astype(int), np.asarray(p_positive)
+    for threshold in np.unique(p_positive[y_true == 1])[::-1]:
+        per_group = sensitivity_by_group(y_true, p_positive, groups, float(threshold))
+        if all(g["sensitivity"] >= min_sensitivity for g in per_group.values() if g["positives"]):
+            break
+    overall = binary_metrics(y_true, p_positive, float(threshold))
+    return {"threshold": float(threshold),
+            "rule": f"highest threshold with validation sensitivity >= {min_sensitivity} within every {group_name}",
+            "val_sensitivity": overall["sensitivity"], "val_specificity": overall["specificity"],
+            "val_by_group": per_group}
+
+
 def bootstrap_auc(y_true: np.ndarray, p_positive: np.ndarray, *, resamples: int = 1000, seed: int = 0) -> dict[str, float]:
     """ROC-AUC with a percentile bootstrap 95% confidence interval (resampling images)."""
     from sklearn.metrics import roc_auc_score

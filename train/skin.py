@@ -182,7 +182,16 @@ def main(argv: list[str] | None = None) -> None:
     artifact = variants[shipped].write(common.function_dir(TASK) / "model" / "model.tflite")
     p_val, p_test = scores[shipped]["val"], scores[shipped]["test"]
     threshold = common.choose_threshold(y[val], p_val, min_sensitivity=MIN_SENSITIVITY)
+    threshold["val_by_source"] = common.sensitivity_by_group(y[val], p_val, source[val], threshold["threshold"])
     print(f"shipping {shipped}; threshold {threshold}", flush=True)
+    # Not shipped (the pooled rule is the contract since v1.0.0), but documented for clients, who get
+    # the probabilities and can apply it: the operating point that holds sensitivity on each source.
+    every_source = common.choose_threshold_within_every_group(y[val], p_val, source[val],
+                                                              min_sensitivity=MIN_SENSITIVITY, group_name="source")
+    every_source["test"] = common.binary_metrics(y[test], p_test, every_source["threshold"])
+    every_source["test_by_source"] = common.sensitivity_by_group(y[test], p_test, source[test], every_source["threshold"])
+    print(f"alternative operating point (each source): {every_source['threshold']:.4f}, validation sensitivity "
+          f"{every_source['val_sensitivity']:.3f} specificity {every_source['val_specificity']:.3f}", flush=True)
 
     metrics = {}
     for name, rows in (("test", np.ones(test.sum(), bool)), *((f"test_{s}", source[test] == s) for s in SOURCES)):
@@ -218,7 +227,8 @@ def main(argv: list[str] | None = None) -> None:
                           + ([SYMMETRIC_VIEWS_TEXT] if symmetric_views else []),
                           "in_runtime": preprocessing.to_metadata()},
         "output": {"labels": LABELS, "positive_label": "melanoma", "tensor": "melanoma", "cam_tensor": "melanoma_cam",
-                   "threshold": threshold["threshold"], "threshold_rule": threshold["rule"]},
+                   "threshold": threshold["threshold"], "threshold_rule": threshold["rule"],
+                   "alternative_thresholds": {"every_source": every_source}},
         "training": {"seed": args.seed, "backbone": args.backbone, "weights": args.weights or "default",
                      "colour_constancy": constancy, "l2": chosen["l2"],
                      "candidates": {key: {"val_auc_mean": r["score"], "l2": r["l2"],
@@ -315,6 +325,41 @@ def views_text(views: dict[str, Any] | None) -> str:
             f"mean AUC {scores['8']:.4f}, the image as given {scores['1']:.4f}; {shipped}.\n")
 
 
+def operating_points_text(metadata: dict[str, Any]) -> str:
+    """The shipped threshold next to the one that holds sensitivity within each source (not shipped)."""
+    alternative = metadata["output"].get("alternative_thresholds", {}).get("every_source")
+    shipped_by_source = metadata["training"]["threshold"].get("val_by_source")
+    if not alternative or not shipped_by_source:
+        return ""
+    m = metadata["metrics"]
+
+    def row(name, threshold, val_by_source, val_specificity, test_sensitivity, test_specificity):
+        return (f"| {name} | {threshold:.4f} | " + " / ".join(f"{val_by_source[s]['sensitivity']:.3f}" for s in SOURCES)
+                + f" | {val_specificity:.3f} | " + " / ".join(f"{test_sensitivity[s]:.3f}" for s in SOURCES)
+                + f" | {test_specificity:.3f} |")
+
+    shipped = row("shipped: " + metadata["output"]["threshold_rule"], metadata["output"]["threshold"], shipped_by_source,
+                  metadata["training"]["threshold"]["val_specificity"],
+                  {s: m[f"test_{s}"]["sensitivity"] for s in SOURCES}, m["test"]["specificity"])
+    other = row("not shipped: " + alternative["rule"], alternative["threshold"], alternative["val_by_group"],
+                alternative["val_specificity"], {s: alternative["test_by_source"][s]["sensitivity"] for s in SOURCES},
+                alternative["test"]["specificity"])
+    short = [s.replace("ISIC", "ISIC ") for s in SOURCES if shipped_by_source[s]["sensitivity"] < MIN_SENSITIVITY]
+    verdict = (f"but within {' and '.join(short)} images it does not, on validation already" if short
+               else "and within each source too")
+    return f"""
+Operating points, per source (sensitivity HAM10000 / ISIC 2017). Pooled over both sources, the shipped
+threshold meets validation sensitivity ≥ {MIN_SENSITIVITY:.2f}, {verdict}. A client that needs the
+target on each source can apply the second threshold to the `probabilities` the response carries; it
+costs specificity:
+
+| operating point | threshold | val sensitivity | val specificity | test sensitivity | test specificity |
+|---|---|---|---|---|---|
+{shipped}
+{other}
+"""
+
+
 def write_card(metadata: dict[str, Any]) -> None:
     m = metadata["metrics"]
     rows = "\n".join(
@@ -350,7 +395,7 @@ In words: at this threshold the model misses {t['confusion']['fn']} of {t['confu
 test melanomas and sends {t['confusion']['fp']} of {t['confusion']['fp'] + t['confusion']['tn']} benign lesions for
 a second look. Goals: HAM AUC ≥ 0.92, ISIC 2017 AUC ≥ 0.87; baseline to beat (frozen MobileNetV2 +
 logistic regression) 0.83 / 0.79.
-
+{operating_points_text(metadata)}
 Candidates (validation AUC per source; the mean chooses):
 
 | candidate | HAM10000 | ISIC 2017 | mean | L2 |
