@@ -88,11 +88,8 @@ def binary_metrics(y_true: np.ndarray, p_positive: np.ndarray, threshold: float)
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     y_true = np.asarray(y_true).astype(int)
-    y_pred = (np.asarray(p_positive) >= threshold).astype(int)
-    tp = int(((y_pred == 1) & (y_true == 1)).sum())
-    tn = int(((y_pred == 0) & (y_true == 0)).sum())
-    fp = int(((y_pred == 1) & (y_true == 0)).sum())
-    fn = int(((y_pred == 0) & (y_true == 1)).sum())
+    confusion = confusion_counts(y_true, p_positive, threshold)
+    tp, tn, fp, fn = confusion["tp"], confusion["tn"], confusion["fp"], confusion["fn"]
     sensitivity = tp / (tp + fn) if tp + fn else float("nan")
     specificity = tn / (tn + fp) if tn + fp else float("nan")
     precision = tp / (tp + fp) if tp + fp else float("nan")
@@ -109,8 +106,16 @@ def binary_metrics(y_true: np.ndarray, p_positive: np.ndarray, threshold: float)
         "f1": f1,
         "roc_auc": float(roc_auc_score(y_true, p_positive)) if both_classes else None,
         "pr_auc": float(average_precision_score(y_true, p_positive)) if both_classes else None,
-        "confusion": {"tp": tp, "fn": fn, "fp": fp, "tn": tn},
+        "confusion": confusion,
     }
+
+
+def confusion_counts(y_true: np.ndarray, p_positive: np.ndarray, threshold: float) -> dict[str, int]:
+    """tp / fn / fp / tn, the positive class predicted when its probability reaches ``threshold``."""
+    y_true = np.asarray(y_true).astype(int)
+    y_pred = (np.asarray(p_positive) >= threshold).astype(int)
+    return {"tp": int(((y_pred == 1) & (y_true == 1)).sum()), "fn": int(((y_pred == 0) & (y_true == 1)).sum()),
+            "fp": int(((y_pred == 1) & (y_true == 0)).sum()), "tn": int(((y_pred == 0) & (y_true == 0)).sum())}
 
 
 # Served as written: must equal the value the reported metrics were computed at.
@@ -390,16 +395,14 @@ def sensitivity_by_group(y_true: np.ndarray, p_positive: np.ndarray, groups: np.
                          threshold: float) -> dict[str, dict[str, Any]]:
     """Sensitivity and specificity at ``threshold`` within each group (e.g. image source): a threshold that
     meets its target over all images can miss it within one group."""
-    y_true, p_positive, groups = np.asarray(y_true).astype(int), np.asarray(p_positive), np.asarray(groups)
-    def rate(hits: np.ndarray) -> float | None:
-        return float(hits.mean()) if hits.size else None  # None, not NaN: model.json stays valid JSON
-
+    y_true, p_positive, groups = np.asarray(y_true), np.asarray(p_positive), np.asarray(groups)
     out = {}
     for group in np.unique(groups):
-        positive, negative = (groups == group) & (y_true == 1), (groups == group) & (y_true == 0)
-        out[str(group)] = {"positives": int(positive.sum()), "negatives": int(negative.sum()),
-                           "sensitivity": rate(p_positive[positive] >= threshold),
-                           "specificity": rate(p_positive[negative] < threshold)}
+        c = confusion_counts(y_true[groups == group], p_positive[groups == group], threshold)
+        positives, negatives = c["tp"] + c["fn"], c["fp"] + c["tn"]
+        out[str(group)] = {"positives": positives, "negatives": negatives,  # None, not NaN: model.json stays JSON
+                           "sensitivity": c["tp"] / positives if positives else None,
+                           "specificity": c["tn"] / negatives if negatives else None}
     return out
 
 

@@ -34,6 +34,7 @@ from oncoserve_runtime import ImagePreprocessing  # noqa: E402
 TASK = "skin"
 LABELS = ["benign", "melanoma"]
 SOURCES = ["HAM10000", "ISIC2017"]
+SOURCE_NAMES = {"HAM10000": "HAM10000", "ISIC2017": "ISIC 2017"}  # as the card writes them
 MIN_SENSITIVITY = 0.90
 SYMMETRIC_VIEWS_TEXT = ("per-cell logits averaged over the image's 8 flips and 90° rotations, each view turned back "
                         "first (the linear head on the averaged features)")
@@ -344,11 +345,11 @@ def operating_points_text(metadata: dict[str, Any]) -> str:
     other = row("not shipped: " + alternative["rule"], alternative["threshold"], alternative["val_by_group"],
                 alternative["val_specificity"], {s: alternative["test_by_source"][s]["sensitivity"] for s in SOURCES},
                 alternative["test"]["specificity"])
-    short = [s.replace("ISIC", "ISIC ") for s in SOURCES if shipped_by_source[s]["sensitivity"] < MIN_SENSITIVITY]
+    short = [SOURCE_NAMES[s] for s in SOURCES if shipped_by_source[s]["sensitivity"] < MIN_SENSITIVITY]
     verdict = (f"but within {' and '.join(short)} images it does not, on validation already" if short
                else "and within each source too")
     return f"""
-Operating points, per source (sensitivity HAM10000 / ISIC 2017). Pooled over both sources, the shipped
+Operating points, per source (sensitivity {' / '.join(SOURCE_NAMES[s] for s in SOURCES)}). Pooled over both sources, the shipped
 threshold meets validation sensitivity ≥ {MIN_SENSITIVITY:.2f}, {verdict}. A client that needs the
 target on each source can apply the second threshold to the `probabilities` the response carries; it
 costs specificity:
