@@ -9,6 +9,7 @@ PY := $(VENV)/bin/python
 # Backbones tuned end to end by `make finetune-<task>` (committed; WEIGHTS=default trains on the ImageNet ones)
 BRAIN_WEIGHTS := train/weights/brain/backbone.weights.h5
 SKIN_WEIGHTS := train/weights/skin/backbone.weights.h5
+SKIN_SECOND_WEIGHTS := train/weights/skin/seed2018/backbone.weights.h5
 SAM := SAM_CLI_TELEMETRY=0 $(VENV_SAM)/bin/sam
 RIE := build/bin/aws-lambda-rie
 LAMBDA_BASE := ../shared/tools/lambda-base
@@ -75,8 +76,8 @@ experiment-histopathology: $(VENV)/.installed ## MobileNetV2 (ImageNet) frozen /
 train-brain: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed) + linear heads, CAM (~5 min CPU; WEIGHTS=default: ImageNet; BACKBONE=xception WEIGHTS=path)
 	$(PY) -m train.brain --backbone $(or $(BACKBONE),mobilenet_v2) --weights $(or $(WEIGHTS),$(if $(BACKBONE),default,$(BRAIN_WEIGHTS))) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS))
 
-train-skin: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed; last stage tuned again) + colour constancy + linear head, 8-view CAM graph (~20 min CPU; WEIGHTS=default: ImageNet; BACKBONE=vgg16 WEIGHTS=path)
-	$(PY) -m train.skin --backbone $(or $(BACKBONE),mobilenet_v2) --weights $(or $(WEIGHTS),$(if $(BACKBONE),default,$(SKIN_WEIGHTS))) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS)) $(if $(FULL_FINE_TUNE_EPOCHS),--full-fine-tune-epochs $(FULL_FINE_TUNE_EPOCHS))
+train-skin: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed; last stage tuned again) + colour constancy + linear head, 8-view CAM graph; a second tuned backbone as a candidate (~30 min CPU; WEIGHTS=default: ImageNet; BACKBONE=vgg16 WEIGHTS=path)
+	$(PY) -m train.skin --backbone $(or $(BACKBONE),mobilenet_v2) --weights $(or $(WEIGHTS),$(if $(BACKBONE),default,$(SKIN_WEIGHTS))) $(if $(or $(BACKBONE),$(WEIGHTS)),,--second-weights $(SKIN_SECOND_WEIGHTS)) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS)) $(if $(FULL_FINE_TUNE_EPOCHS),--full-fine-tune-epochs $(FULL_FINE_TUNE_EPOCHS))
 
 finetune-brain finetune-skin finetune-histopathology: $(VENV)/.installed ## tune every backbone layer → build/<task>/finetuned (CPU: brain ~27 min, skin ~2 h, histopathology ~27; PACK=devicepack/<task>.npz on a GPU machine)
 	$(PY) -m train.finetune run $(@:finetune-%=%) --out build/$(@:finetune-%=%)/finetuned $(if $(PACK),--pack $(PACK))

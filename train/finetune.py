@@ -200,6 +200,7 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
             best = (max(summary["val_score"]), f"{rate:g}")
     chosen = runs[best[1]]
     size_flag = f" --input-size {input_size}" if input_size != spec.input_size else ""
+    size_flag += f" --seed {seed}" if seed != spec.seed else ""
     record = {**chosen, "task": task, "backbone": backbone, "seed": seed, "batch_size": batch_size,
               "input_size": input_size or transfer.BACKBONES[backbone].input_size,
               "learning_rates_tried": {rate: max(r["val_score"]) for rate, r in runs.items()},
@@ -277,6 +278,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--input-size", type=int, default=None,
                         help="backbone input side in px (default: histopathology 96, else the backbone's own)")
     parser.add_argument("--out", type=Path, default=None, help="default: build/<task>/finetuned")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="default: the task's shipped run; another seed tunes another member for an ensemble")
     args = parser.parse_args(argv)
     if args.step == "pack":
         pack(args.task, args.backbone, args.weights)
@@ -287,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     run(args.task, arrays, backbone=args.backbone, weights=args.weights,
         learning_rates=args.learning_rates or list(spec.learning_rates), epochs=args.epochs or spec.epochs,
         batch_size=args.batch_size or spec.batch_size, out=args.out or common.build_dir(args.task) / "finetuned",
-        seed=spec.seed, input_size=args.input_size, pack_path=args.pack)
+        seed=spec.seed if args.seed is None else args.seed, input_size=args.input_size, pack_path=args.pack)
 
 
 if __name__ == "__main__":

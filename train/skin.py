@@ -38,12 +38,17 @@ SOURCE_NAMES = {"HAM10000": "HAM10000", "ISIC2017": "ISIC 2017"}  # as the card 
 MIN_SENSITIVITY = 0.90
 SYMMETRIC_VIEWS_TEXT = ("per-cell logits averaged over the image's 8 flips and 90° rotations, each view turned back "
                         "first (the linear head on the averaged features)")
+ENSEMBLE_MARGIN = 0.005  # validation mean AUC a two-backbone candidate must add to pay for 2× the compute
+ENSEMBLE_RULE = (f"the two-backbone candidate (2× the compute per image) ships only if its validation mean AUC beats the "
+                 f"best single backbone's by at least {ENSEMBLE_MARGIN}.")
 TUNED_WEIGHTS = common.REPO_ROOT / "train" / "weights" / TASK / finetune.WEIGHTS_FILE
 V1_3_TUNING_SCORE = 0.8198  # the 24-epoch CPU run v1.3.0 shipped: what the next backbone had to beat
 TUNING_RUNS = (  # whole-backbone tuning runs of train.finetune (learning rate 1e-4, cosine schedule)
     ("8 epochs on a lent H100, torch backend (v1.2.0)", "--epochs 8", 0.8121),
     ("24 epochs on 2 CPU cores, TensorFlow backend (75 min, v1.3.0)", "--epochs 24", V1_3_TUNING_SCORE),
     ("40 epochs on a lent H100, torch backend (17 min, v1.4.0)", "--epochs 40", 0.8444),
+    ("30 epochs on 2 CPU cores, TensorFlow backend, seed 2018: the second backbone (85 min)", "--epochs 30 --seed 2018",
+     0.8432),
 )
 
 
@@ -67,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--full-fine-tune-epochs", type=int, default=0,
                         help="> 0 adds a candidate with every backbone layer tuned on augmented images "
                              "(≈ 2.5 min per epoch on 2 CPU cores; meant for a lent GPU)")
+    parser.add_argument("--second-weights", default=None,
+                        help="a second tuned backbone (e.g. train.finetune --seed 2018): adds a candidate with both "
+                             "backbones' last-stage-tuned features concatenated under one linear head")
     parser.add_argument("--seed", type=int, default=2017)
     parser.add_argument("--card-only", action="store_true")
     parser.add_argument("--record-experiment", nargs=3, metavar=("NAME", "RUN_MODEL_JSON", "RUN_COMMAND"),
@@ -76,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.card_only:
         return write_card(common.read_model_json(TASK))
+    if args.second_weights and not args.fine_tune_epochs:
+        parser.error("--second-weights pairs last-stage-tuned backbones: it needs --fine-tune-epochs > 0")
     if args.record_experiment:
         name, run_json, run_command = args.record_experiment
         return record_experiment(name, json.loads(Path(run_json).read_text()), run_command, args.decision)
@@ -100,20 +110,28 @@ def main(argv: list[str] | None = None) -> None:
         features = transfer.pooled_features(TASK, tag, extractor, images)
         flipped = transfer.pooled_features(TASK, tag + "_flip_train", extractor, images[train][:, :, ::-1])
         results[f"colour_constancy={constancy}"] = {
-            **fit_head(features, [flipped], y, source, split, args.seed), "extractor": extractor, "tag": tag,
+            **fit_head(features, [flipped], y, source, split, args.seed), "extractor": extractor,
             "constancy": constancy, "augmentation": "horizontal flips of training images, in feature space"}
     frozen = results[max(results, key=lambda key: results[key]["score"])]
     if args.fine_tune_epochs:
-        # A fresh extractor: fine-tuning changes its layers in place, the frozen candidate keeps its own.
-        extractor = transfer.build_feature_extractor(args.backbone, args.weights, colour_constancy=frozen["constancy"])
-        tuned = transfer.fine_tune_last_stage(
-            TASK, frozen["tag"], extractor, args.backbone, images, split, {"melanoma": y},
-            augmentations=transfer.MIRRORED_AND_FLIPPED, learning_rate=args.learning_rate,
-            epochs=args.fine_tune_epochs, seed=args.seed)
+        extractor, tuned = tune_last_stage(args, args.weights, frozen["constancy"], images, y, split)
+        augmentation = f"{tuned.summary['augmentation']} (maps for fine-tuning, pooled features for the head)"
         results[f"colour_constancy={frozen['constancy']}, last stage tuned"] = {
             **fit_head(tuned.pooled, list(tuned.augmented_train.values()), y, source, split, args.seed),
             "extractor": extractor, "constancy": frozen["constancy"], "fine_tuning": tuned.summary,
-            "augmentation": f"{tuned.summary['augmentation']} (maps for fine-tuning, pooled features for the head)"}
+            "augmentation": augmentation}
+    if args.second_weights:
+        # The same recipe on a backbone tuned from another seed; one linear head over both feature sets.
+        second_extractor, second = tune_last_stage(args, args.second_weights, frozen["constancy"], images, y, split,
+                                                   model_name=f"{args.backbone}_second_features")
+        both = {name: np.concatenate([tuned.augmented_train[name], second.augmented_train[name]], axis=1)
+                for name in tuned.augmented_train}
+        results[f"colour_constancy={frozen['constancy']}, last stage tuned, two backbones"] = {
+            **fit_head(np.concatenate([tuned.pooled, second.pooled], axis=1), list(both.values()), y, source, split,
+                       args.seed),
+            "extractor": transfer.concatenated_extractor([extractor, second_extractor]),
+            "constancy": frozen["constancy"], "fine_tuning": tuned.summary, "backbones": 2,
+            "augmentation": augmentation}
     if args.full_fine_tune_epochs:
         key = f"colour_constancy={frozen['constancy']}, all layers tuned"
         extractor = transfer.build_feature_extractor(args.backbone, args.weights, colour_constancy=frozen["constancy"])
@@ -127,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         results[key] = {**fit_head(pooled, [mirrored], y, source, split, args.seed), "extractor": extractor,
                         "constancy": frozen["constancy"], "fine_tuning": whole,
                         "augmentation": f"{whole['augmentation']} for tuning; horizontal flips for the head"}
-    choice = max(results, key=lambda key: results[key]["score"])
+    choice = choose_candidate(results)
     chosen, constancy = results[choice], results[choice]["constancy"]
     # model.json keeps the chosen tuning run, else the first one that lost, else says none ran.
     tuning_runs = [key for key in results if "fine_tuning" in results[key]]
@@ -135,6 +153,10 @@ def main(argv: list[str] | None = None) -> None:
     fine_tuning = {**results[shown]["fine_tuning"], "chosen": shown == choice} if shown else {"run": False}
     print(f"chosen on validation: {choice}, l2 {chosen['l2']}", flush=True)
     backbone_tuning = finetune.recorded_fine_tuning(args.weights)  # weights from `train.finetune` carry its record
+    two_backbones = chosen.get("backbones", 1) == 2
+    second_backbone = ({"second_weights": args.second_weights, "ensemble_rule": ENSEMBLE_RULE,
+                        "second_backbone_tuning": finetune.recorded_fine_tuning(args.second_weights).get("backbone_tuning")}
+                       if args.second_weights else {})
     heads = {"melanoma": {"dense": chosen["dense"], "cam_class": 1}}
     # Dermoscopy has no up or left: averaging the features over the image's 8 flips and rotations
     # competes on validation like every other choice (it costs 8× the compute per image).
@@ -205,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
 
     plots = write_plots(y, source, test, p_test, metrics, threshold, images, variants[shipped].content, args.seed)
     metadata = {
-        "name": f"oncoserve-skin-{args.backbone.replace('_', '')}-cam",
+        "name": f"oncoserve-skin-{args.backbone.replace('_', '')}{'x2' if two_backbones else ''}-cam",
         "task": TASK,
         "version": "1.4.0",
         "changelog": {"1.0.0": "First release: frozen mobilenet_v2 features, linear head, float32 TFLite.",
@@ -225,6 +247,7 @@ def main(argv: list[str] | None = None) -> None:
                   "channels": ["R", "G", "B"]},
         "preprocessing": {"in_graph": (["Shades-of-Grey colour constancy (p = 6)"] if constancy else [])
                           + [f"{args.backbone} input scaling"]
+                          + ([f"two {args.backbone} backbones, last feature maps concatenated"] if two_backbones else [])
                           + ([SYMMETRIC_VIEWS_TEXT] if symmetric_views else []),
                           "in_runtime": preprocessing.to_metadata()},
         "output": {"labels": LABELS, "positive_label": "melanoma", "tensor": "melanoma", "cam_tensor": "melanoma_cam",
@@ -239,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
                      "views": {"val_auc_mean": views, "chosen": 8 if symmetric_views else 1,
                                "rule": "8 symmetric views ship if their validation mean AUC beats one view's"},
                      "class_weighting": "inverse class frequency", "threshold": threshold,
-                     "fine_tuning": fine_tuning, **backbone_tuning,
+                     "fine_tuning": fine_tuning, **backbone_tuning, **second_backbone,
                      "command": "make train-skin", "seconds": round(time.time() - started, 1)},
         "conversion": {"variants": comparison, "shipped": shipped,
                        "rule": shipping_rule("per-source test AUC", "LiteRT, 1 thread, 1 image")},
@@ -261,6 +284,30 @@ def main(argv: list[str] | None = None) -> None:
     }
     write_card(common.write_model_json(TASK, metadata))
     print(f"done in {time.time() - started:.0f} s", flush=True)
+
+
+def tune_last_stage(args: argparse.Namespace, weights: str | None, constancy: bool, images: np.ndarray, y: np.ndarray,
+                    split: np.ndarray, model_name: str | None = None) -> tuple[Any, transfer.TunedFeatures]:
+    """A fresh extractor of ``weights`` (fine-tuning changes its layers in place, the frozen candidates
+    keep their own) with its last stage tuned on mirrored and flipped training images."""
+    tag = f"{transfer.cache_tag(args.backbone, weights)}{'_sog' if constancy else ''}"
+    extractor = transfer.build_feature_extractor(args.backbone, weights, colour_constancy=constancy,
+                                                 model_name=model_name)
+    tuned = transfer.fine_tune_last_stage(TASK, tag, extractor, args.backbone, images, split, {"melanoma": y},
+                                          augmentations=transfer.MIRRORED_AND_FLIPPED, learning_rate=args.learning_rate,
+                                          epochs=args.fine_tune_epochs, seed=args.seed)
+    return extractor, tuned
+
+
+def choose_candidate(results: dict[str, dict[str, Any]]) -> str:
+    """The best validation mean AUC; a two-backbone candidate doubles the compute per request, so it
+    must beat the best single backbone by ENSEMBLE_MARGIN, not by noise."""
+    single = max((key for key in results if results[key].get("backbones", 1) == 1), key=lambda key: results[key]["score"])
+    ensembles = [key for key in results if results[key].get("backbones", 1) > 1]
+    best_ensemble = max(ensembles, key=lambda key: results[key]["score"], default=None)
+    if best_ensemble and results[best_ensemble]["score"] >= results[single]["score"] + ENSEMBLE_MARGIN:
+        return best_ensemble
+    return single
 
 
 def fit_head(features: np.ndarray, augmented_train: list[np.ndarray], y: np.ndarray, source: np.ndarray,
@@ -361,6 +408,15 @@ costs specificity:
 """
 
 
+def second_backbone_text(training: dict[str, Any]) -> str:
+    """The card's account of the second tuned backbone and the rule that decides whether it ships."""
+    if not training.get("second_weights"):
+        return ""
+    return (transfer.backbone_tuning_text(training.get("second_backbone_tuning"), training["second_weights"],
+                                          title="Second backbone weights (the two-backbone candidate)")
+            + f" Rule: {training['ensemble_rule']}")
+
+
 def write_card(metadata: dict[str, Any]) -> None:
     m = metadata["metrics"]
     rows = "\n".join(
@@ -407,7 +463,7 @@ Conversion ({metadata['conversion']['rule']}):
 
 {conversion}
 
-{transfer.fine_tuning_text(fine_tuning, backbone_tuned=end_to_end)}{transfer.backbone_tuning_text(metadata['training'].get('backbone_tuning'), metadata['training']['weights'])}
+{transfer.fine_tuning_text(fine_tuning, backbone_tuned=end_to_end)}{transfer.backbone_tuning_text(metadata['training'].get('backbone_tuning'), metadata['training']['weights'])}{second_backbone_text(metadata['training'])}
 
 {finetune.tuning_runs_table(TASK, TUNING_RUNS, "mean per-source validation AUC", "val mean AUC")}{experiments_text(metadata['training'].get('experiments'))}
 """

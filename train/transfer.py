@@ -90,11 +90,13 @@ def cache_tag(name: str, weights: str | None) -> str:
 
 
 def build_feature_extractor(name: str, weights: str | None, *, colour_constancy: bool = False,
-                            input_size: int | None = None, source_size: int | None = None):
+                            input_size: int | None = None, source_size: int | None = None,
+                            model_name: str | None = None):
     """Raw RGB 0..255 in → last convolutional feature map out (backbone frozen, inference mode).
 
     ``input_size`` runs the backbone at another square size than its default; ``source_size``
     makes the model take smaller images and upscale them in-graph (bilinear), e.g. 50 px patches.
+    ``model_name`` tells two extractors of one backbone apart inside one graph (an ensemble).
 
     ``colour_constancy``: Shades-of-Grey white balance (Finlayson & Trezzi 2004, Minkowski p = 6)
     in-graph, a standard step for dermoscopy from different cameras and clinics (Barata et al. 2015).
@@ -145,7 +147,18 @@ def build_feature_extractor(name: str, weights: str | None, *, colour_constancy:
     x = layers.Resizing(size, size, interpolation="bilinear", name="upscale")(inputs) if source_size else inputs
     x = ShadesOfGrey(name="shades_of_grey")(x) if colour_constancy else x
     features = backbone(BackbonePreprocess(spec.scaling, name="backbone_preprocess")(x), training=False)
-    return keras.Model(inputs, features, name=f"{name}_features")
+    return keras.Model(inputs, features, name=model_name or f"{name}_features")
+
+
+def concatenated_extractor(extractors: list, name: str = "concatenated_features"):
+    """One image through several extractors, their last feature maps side by side (channels
+    concatenated; the maps must share height and width). A linear head on the result is a single
+    head over every backbone, so the ensemble's CAM stays exact."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(extractors[0].input_shape[1:], name="image")
+    return keras.Model(inputs, layers.Concatenate(axis=-1, name="members")([e(inputs) for e in extractors]), name=name)
 
 
 def backbone_of(extractor):
@@ -425,14 +438,15 @@ def tuning_device(record: dict[str, Any]) -> str:
     return "the CPU" if record["device"] == "cpu" else f"one {record['device']}"
 
 
-def backbone_tuning_text(record: dict[str, Any], weights: str, *, cams: bool = True) -> str:
+def backbone_tuning_text(record: dict[str, Any], weights: str, *, cams: bool = True,
+                         title: str = "Backbone weights") -> str:
     """One model-card paragraph for backbone weights tuned by ``python -m train.finetune`` ("" if
     none): where and how it ran, then the same account as any whole-backbone run. ``cams``: the
     served graph also outputs class-activation maps (brain, skin)."""
     if not record:
         return ""
     tried = ", ".join(f"{rate}: {score:.4f}" for rate, score in record["learning_rates_tried"].items())
-    return (f"\n\nBackbone weights: ImageNet {record['backbone']} tuned by `{record['command']}` (Keras "
+    return (f"\n\n{title}: ImageNet {record['backbone']} tuned by `{record['command']}` (Keras "
             f"{record['keras']} on {record['keras_backend']}, {tuning_device(record)}, {record['seconds']:.0f} s). "
             f"{fine_tuning_text(record, cams=cams)} Best validation score per learning rate tried: {tried}. The tuned "
             f"weights are committed (`{weights}`, sha256 `{record['weights_sha256'][:16]}…`), so the training command "

@@ -284,3 +284,39 @@ def test_symmetric_views_make_the_served_answer_ignore_flips_and_rotations():
     one_view = transfer.build_cam_model(extractor, heads)
     assert not np.allclose(one_view.predict(turned["rot90"].copy(), verbose=0)["a"],
                            one_view.predict(images, verbose=0)["a"], atol=1e-5)
+
+
+def test_two_backbone_graph_is_one_linear_head_over_both_feature_maps():
+    """Concatenated maps under one head: the served logit map is each member's map through its share
+    of the head's weights, summed (so the ensemble's CAM is exact), in the converted model too."""
+    import keras
+
+    from train import transfer
+
+    keras.utils.set_random_seed(1)
+    members = [keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(channels, 3, strides=4, padding="same",
+                                                                               activation="relu")], name=f"member_{i}")
+               for i, channels in enumerate((3, 5))]
+    dense = keras.layers.Dense(2)
+    dense.build((None, 8))
+    kernel, bias = dense.get_weights()
+    images = np.random.default_rng(5).uniform(0, 1, (3, 16, 16, 3)).astype(np.float32)
+    maps = [np.asarray(member(images)) for member in members]
+    expected_map = maps[0] @ kernel[:3] + maps[1] @ kernel[3:] + bias  # (3, 4, 4, 2)
+    expected = np.exp(expected_map.mean(axis=(1, 2)))
+    expected /= expected.sum(axis=1, keepdims=True)
+
+    model = transfer.build_cam_model(transfer.concatenated_extractor(members), {"a": {"dense": dense, "cam_class": 1}})
+    answer = run_tflite(convert_model(model, images)["float32"].content, images)
+    assert np.allclose(answer["a_cam"], expected_map[..., 1], atol=1e-5)
+    assert np.allclose(answer["a"], expected, atol=1e-5)
+    assert np.ptp(expected[:, 1]) > 1e-3  # images answered differently: the check can tell members apart
+
+
+def test_a_second_backbone_ships_only_if_it_beats_the_best_single_one_by_the_margin():
+    from train import skin
+
+    single = {"frozen": {"score": 0.850}, "tuned": {"score": 0.855}}
+    assert skin.choose_candidate({**single, "pair": {"score": 0.855 + skin.ENSEMBLE_MARGIN / 2, "backbones": 2}}) == "tuned"
+    assert skin.choose_candidate({**single, "pair": {"score": 0.855 + skin.ENSEMBLE_MARGIN, "backbones": 2}}) == "pair"
+    assert skin.choose_candidate(single) == "tuned"
