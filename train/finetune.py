@@ -199,8 +199,8 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
         if best is None or max(summary["val_score"]) > best[0]:
             best = (max(summary["val_score"]), f"{rate:g}")
     chosen = runs[best[1]]
-    size_flag = f" --input-size {input_size}" if input_size != spec.input_size else ""
-    size_flag += f" --seed {seed}" if seed != spec.seed else ""
+    extra_flags = f" --input-size {input_size}" if input_size != spec.input_size else ""
+    extra_flags += f" --seed {seed}" if seed != spec.seed else ""
     record = {**chosen, "task": task, "backbone": backbone, "seed": seed, "batch_size": batch_size,
               "input_size": input_size or transfer.BACKBONES[backbone].input_size,
               "learning_rates_tried": {rate: max(r["val_score"]) for rate, r in runs.items()},
@@ -211,7 +211,7 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
               "seconds": round(time.time() - started, 1),
               "command": f"KERAS_BACKEND={keras.backend.backend()} python -m train.finetune run {task}"
                          f"{f' --pack devicepack/{Path(pack_path).name}' if pack_path else ''} --learning-rates "
-                         f"{' '.join(runs)} --epochs {epochs} --batch-size {batch_size}{size_flag}"}
+                         f"{' '.join(runs)} --epochs {epochs} --batch-size {batch_size}{extra_flags}"}
     (out / SUMMARY_FILE).write_text(json.dumps(record, indent=2) + "\n")
     print(f"kept learning rate {best[1]} (validation score {best[0]:.4f}) → {out / WEIGHTS_FILE}", flush=True)
     return record

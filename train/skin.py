@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     metadata = {
         "name": f"oncoserve-skin-{args.backbone.replace('_', '')}{'x2' if two_backbones else ''}-cam",
         "task": TASK,
-        "version": "1.4.0",
+        "version": "1.5.0" if two_backbones else "1.4.0",  # the pair, if validation ever chooses it, is a new model
         "changelog": {"1.0.0": "First release: frozen mobilenet_v2 features, linear head, float32 TFLite.",
                       "1.1.0": "Last-stage fine-tuning as a candidate; shipped: colour_constancy=True, last stage tuned, "
                                "float16 TFLite.",
@@ -240,7 +240,9 @@ def main(argv: list[str] | None = None) -> None:
                                "float16 TFLite.",
                       "1.4.0": f"Candidates on {tuned_backbone_text(backbone_tuning.get('backbone_tuning'))}; "
                                f"shipped: {choice}{', features averaged over 8 flips and rotations' if symmetric_views else ''}, "
-                               f"{shipped} TFLite."},
+                               f"{shipped} TFLite.",
+                      **({"1.5.0": f"Two backbones (seeds 2017, 2018), features concatenated under one head, chosen by the "
+                                   f"rule: {ENSEMBLE_RULE}"} if two_backbones else {})},
         "artifact": {"file": artifact.name, "sha256": variants[shipped].sha256, "bytes": len(variants[shipped].content),
                      "variant": shipped, "max_abs_diff_vs_keras": variants[shipped].max_abs_diff},
         "input": {"kind": "image", "dtype": "float32", "shape": [None, *images.shape[1:]], "value_range": [0, 255],
