@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     results = {}
     for constancy in (False, True):
-        tag = f"{transfer.cache_tag(args.backbone, args.weights)}{'_sog' if constancy else ''}"
+        tag = feature_cache_tag(args.backbone, args.weights, constancy)
         extractor = transfer.build_feature_extractor(args.backbone, args.weights, colour_constancy=constancy)
         features = transfer.pooled_features(TASK, tag, extractor, images)
         flipped = transfer.pooled_features(TASK, tag + "_flip_train", extractor, images[train][:, :, ::-1])
@@ -241,8 +241,8 @@ def main(argv: list[str] | None = None) -> None:
                       "1.4.0": f"Candidates on {tuned_backbone_text(backbone_tuning.get('backbone_tuning'))}; "
                                f"shipped: {choice}{', features averaged over 8 flips and rotations' if symmetric_views else ''}, "
                                f"{shipped} TFLite.",
-                      **({"1.5.0": f"Two backbones (seeds 2017, 2018), features concatenated under one head, chosen by the "
-                                   f"rule: {ENSEMBLE_RULE}"} if two_backbones else {})},
+                      **({"1.5.0": f"Two tuned backbones (--weights, --second-weights), features concatenated under one "
+                                   f"head, chosen by the rule: {ENSEMBLE_RULE}"} if two_backbones else {})},
         "artifact": {"file": artifact.name, "sha256": variants[shipped].sha256, "bytes": len(variants[shipped].content),
                      "variant": shipped, "max_abs_diff_vs_keras": variants[shipped].max_abs_diff},
         "input": {"kind": "image", "dtype": "float32", "shape": [None, *images.shape[1:]], "value_range": [0, 255],
@@ -288,14 +288,18 @@ def main(argv: list[str] | None = None) -> None:
     print(f"done in {time.time() - started:.0f} s", flush=True)
 
 
+def feature_cache_tag(backbone: str, weights: str | None, constancy: bool) -> str:
+    """Names the cached features and maps of one backbone, weights file and colour-constancy setting."""
+    return f"{transfer.cache_tag(backbone, weights)}{'_sog' if constancy else ''}"
+
+
 def tune_last_stage(args: argparse.Namespace, weights: str | None, constancy: bool, images: np.ndarray, y: np.ndarray,
                     split: np.ndarray, model_name: str | None = None) -> tuple[Any, transfer.TunedFeatures]:
     """A fresh extractor of ``weights`` (fine-tuning changes its layers in place, the frozen candidates
     keep their own) with its last stage tuned on mirrored and flipped training images."""
-    tag = f"{transfer.cache_tag(args.backbone, weights)}{'_sog' if constancy else ''}"
     extractor = transfer.build_feature_extractor(args.backbone, weights, colour_constancy=constancy,
                                                  model_name=model_name)
-    tuned = transfer.fine_tune_last_stage(TASK, tag, extractor, args.backbone, images, split, {"melanoma": y},
+    tuned = transfer.fine_tune_last_stage(TASK, feature_cache_tag(args.backbone, weights, constancy), extractor, args.backbone, images, split, {"melanoma": y},
                                           augmentations=transfer.MIRRORED_AND_FLIPPED, learning_rate=args.learning_rate,
                                           epochs=args.fine_tune_epochs, seed=args.seed)
     return extractor, tuned

@@ -79,14 +79,13 @@ def test_recorded_fine_tuning_comes_from_the_file_beside_the_weights(tmp_path):
 
 
 def test_committed_tuned_weights_match_their_record():
-    records = sorted((common.REPO_ROOT / "train" / "weights").glob(f"*/**/{finetune.SUMMARY_FILE}"))
-    assert {path.relative_to(common.REPO_ROOT / "train" / "weights").parts[0] for path in records} == {
-        "brain", "skin", "histopathology"}
-    for path in records:
+    root = common.REPO_ROOT / "train" / "weights"
+    task_of = {path: path.relative_to(root).parts[0] for path in root.glob(f"*/**/{finetune.SUMMARY_FILE}")}
+    assert set(task_of.values()) == {"brain", "skin", "histopathology"}
+    for path, task in task_of.items():
         record = json.loads(path.read_text())
         assert finetune.file_sha256(path.parent / finetune.WEIGHTS_FILE) == record["weights_sha256"]
-        assert path.relative_to(common.REPO_ROOT / "train" / "weights").parts[0] == record["task"]
-        assert record["best_epoch"] <= record["epochs_run"]
+        assert record["task"] == task and record["best_epoch"] <= record["epochs_run"]
 
 
 def test_histopathology_score_is_the_validation_idc_auc():
