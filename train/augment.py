@@ -23,17 +23,23 @@ def flips_and_right_angles(image):
     return tf.image.rot90(image, k=tf.random.uniform([], 0, 4, dtype=tf.int32))
 
 
+def recolour_stains(rgb, alpha, beta):
+    """RGB 0..255 → stain optical densities, od' = od·α + β per stain (α, β broadcast over the last,
+    stain axis), → RGB. Keras ops, so the tf.data jitter here and the Keras layer of ``train.transfer``
+    (any backend) perturb stains with one formula."""
+    from keras import ops
+
+    hed = ops.tensordot(-ops.log((rgb + 1.0) / 256.0), HED_FROM_RGB, axes=1)
+    return ops.clip(256.0 * ops.exp(-ops.tensordot(hed * alpha + beta, RGB_FROM_HED, axes=1)) - 1.0, 0.0, 255.0)
+
+
 def hed_jitter(image, scale: float = 0.05, shift: float = 0.05):
     """Perturb each stain's optical density: od' = od·(1+α) + β, α, β ~ U(±scale), U(±shift)."""
     import tensorflow as tf
 
-    rgb = tf.cast(image, tf.float32)
-    od = -tf.math.log((rgb + 1.0) / 256.0)
-    hed = tf.tensordot(od, HED_FROM_RGB, axes=1)
     alpha = tf.random.uniform([3], 1.0 - scale, 1.0 + scale)
     beta = tf.random.uniform([3], -shift, shift)
-    od = tf.tensordot(hed * alpha + beta, RGB_FROM_HED, axes=1)
-    return tf.clip_by_value(256.0 * tf.exp(-od) - 1.0, 0.0, 255.0)
+    return recolour_stains(tf.cast(image, tf.float32), alpha, beta)
 
 
 def brightness_contrast(image, brightness: float = 0.08, contrast: float = 0.1):

@@ -306,11 +306,11 @@ def tissue_augmentation(seed: int):
 
 def hed_jitter_layer(scale: float = 0.05, shift: float = 0.05, seed: int | None = None):
     """``augment.hed_jitter`` as a Keras layer (any backend): each image's stain optical densities
-    perturbed, od' = od·(1+α) + β with α, β ~ U(±scale), U(±shift) per stain."""
+    perturbed, od' = od·(1+α) + β with α, β ~ U(±scale), U(±shift) per stain and image."""
     import keras
     from keras import layers, ops
 
-    from train.augment import HED_FROM_RGB, RGB_FROM_HED
+    from train.augment import recolour_stains
 
     @keras.saving.register_keras_serializable(package="oncoserve")
     class HedJitter(layers.Layer):
@@ -322,11 +322,10 @@ def hed_jitter_layer(scale: float = 0.05, shift: float = 0.05, seed: int | None 
         def call(self, x, training=None):
             if not training:
                 return x
-            hed = ops.matmul(-ops.log((x + 1.0) / 256.0), HED_FROM_RGB)
             shape = (ops.shape(x)[0], 1, 1, 3)
             alpha = keras.random.uniform(shape, 1.0 - self.scale, 1.0 + self.scale, seed=self.generator)
             beta = keras.random.uniform(shape, -self.shift, self.shift, seed=self.generator)
-            return ops.clip(256.0 * ops.exp(-ops.matmul(hed * alpha + beta, RGB_FROM_HED)) - 1.0, 0.0, 255.0)
+            return recolour_stains(x, alpha, beta)
 
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "scale": self.scale, "shift": self.shift, "seed": self.seed}

@@ -109,6 +109,20 @@ def test_hed_jitter_recolours_in_training_only_and_is_exact_at_zero_strength():
     np.testing.assert_allclose(identity, images, atol=1e-2)
 
 
+def test_tf_data_stain_jitter_perturbs_one_patch_per_draw_and_round_trips_at_zero_strength():
+    import tensorflow as tf
+
+    from train import augment
+
+    patch = np.random.default_rng(2).integers(0, 256, (8, 8, 3)).astype(np.uint8)
+    tf.random.set_seed(5)
+    jittered = [np.asarray(augment.hed_jitter(patch)) for _ in range(2)]
+    assert all(0 <= j.min() and j.max() <= 255 for j in jittered)
+    assert np.abs(jittered[0] - patch).mean() > 0.5 and np.abs(jittered[0] - jittered[1]).mean() > 0.5
+    # the CancerNet candidates' tf.data path and the Keras layer share recolour_stains
+    np.testing.assert_allclose(np.asarray(augment.hed_jitter(patch, scale=0.0, shift=0.0)), patch, atol=1e-2)
+
+
 def test_tissue_augmentation_is_described_layer_by_layer():
     text = transfer.augmentation_text(transfer.tissue_augmentation(0))
     assert "H&E stain jitter (±5% scale, ±0.05 shift per stain)" in text and "rotation (±180°)" in text
