@@ -10,6 +10,8 @@ PY := $(VENV)/bin/python
 BRAIN_WEIGHTS := train/weights/brain/backbone.weights.h5
 SKIN_WEIGHTS := train/weights/skin/backbone.weights.h5
 SKIN_SECOND_WEIGHTS := train/weights/skin/seed2018/backbone.weights.h5
+# Skin v1.5.0 runs images and backbone at 256 px (chosen on validation); INPUT_SIZE=224 rebuilds v1.4.0
+SKIN_INPUT_SIZE := 256
 SAM := SAM_CLI_TELEMETRY=0 $(VENV_SAM)/bin/sam
 RIE := build/bin/aws-lambda-rie
 LAMBDA_BASE := ../shared/tools/lambda-base
@@ -76,8 +78,8 @@ experiment-histopathology: $(VENV)/.installed ## MobileNetV2 (ImageNet) frozen /
 train-brain: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed) + linear heads, CAM (~5 min CPU; WEIGHTS=default: ImageNet; BACKBONE=xception WEIGHTS=path)
 	$(PY) -m train.brain --backbone $(or $(BACKBONE),mobilenet_v2) --weights $(or $(WEIGHTS),$(if $(BACKBONE),default,$(BRAIN_WEIGHTS))) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS))
 
-train-skin: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed; last stage tuned again) + colour constancy + linear head, 8-view CAM graph; a second tuned backbone as a candidate (~30 min CPU; WEIGHTS=default: ImageNet; BACKBONE=vgg16 WEIGHTS=path)
-	$(PY) -m train.skin --backbone $(or $(BACKBONE),mobilenet_v2) --weights $(or $(WEIGHTS),$(if $(BACKBONE),default,$(SKIN_WEIGHTS))) $(if $(or $(BACKBONE),$(WEIGHTS)),,--second-weights $(SKIN_SECOND_WEIGHTS)) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS)) $(if $(FULL_FINE_TUNE_EPOCHS),--full-fine-tune-epochs $(FULL_FINE_TUNE_EPOCHS))
+train-skin: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed; last stage tuned again) + colour constancy + linear head, 8-view CAM graph; a second tuned backbone as a candidate, at 256 px (~80 min CPU; INPUT_SIZE=224: v1.4.0; WEIGHTS=default: ImageNet; BACKBONE=vgg16 WEIGHTS=path)
+	$(PY) -m train.skin --backbone $(or $(BACKBONE),mobilenet_v2) --weights $(or $(WEIGHTS),$(if $(BACKBONE),default,$(SKIN_WEIGHTS))) $(if $(or $(BACKBONE),$(WEIGHTS)),,--second-weights $(SKIN_SECOND_WEIGHTS)) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS)) $(if $(FULL_FINE_TUNE_EPOCHS),--full-fine-tune-epochs $(FULL_FINE_TUNE_EPOCHS)) $(if $(or $(INPUT_SIZE),$(if $(BACKBONE),,$(SKIN_INPUT_SIZE))),--input-size $(or $(INPUT_SIZE),$(SKIN_INPUT_SIZE)))
 
 finetune-brain finetune-skin finetune-histopathology: $(VENV)/.installed ## tune every backbone layer → build/<task>/finetuned (CPU: brain ~27 min, skin ~2 h, histopathology ~27; PACK=devicepack/<task>.npz on a GPU machine)
 	$(PY) -m train.finetune run $(@:finetune-%=%) --out build/$(@:finetune-%=%)/finetuned $(if $(PACK),--pack $(PACK))

@@ -112,7 +112,7 @@ def task_arrays(task: str, backbone: str) -> dict[str, np.ndarray]:
         return {"images": images, "split": split, "idc": idc}
     from train.skin import load_data
 
-    data = load_data(backbone)
+    data = load_data(transfer.BACKBONES[backbone].input_size)
     return {"images": data["images"], "split": data["split"], "melanoma": data["y"], "source": data["source"]}
 
 

@@ -320,3 +320,30 @@ def test_a_second_backbone_ships_only_if_it_beats_the_best_single_one_by_the_mar
     assert skin.choose_candidate({**single, "pair": {"score": 0.855 + skin.ENSEMBLE_MARGIN / 2, "backbones": 2}}) == "tuned"
     assert skin.choose_candidate({**single, "pair": {"score": 0.855 + skin.ENSEMBLE_MARGIN, "backbones": 2}}) == "pair"
     assert skin.choose_candidate(single) == "tuned"
+
+
+def test_skin_release_notes_name_what_changed_and_keep_the_released_lines():
+    import argparse
+
+    from train import skin
+
+    def notes(size: int, two_backbones: bool = False) -> dict:
+        args = argparse.Namespace(backbone="mobilenet_v2", input_size=size)
+        return skin.release_notes(args, "colour_constancy=True", two_backbones, {"1": 0.86, "8": 0.8712})
+
+    assert notes(224) == {"version": "1.4.0", "changelog": skin.RELEASED}  # rebuilding v1.4.0 rewrites it as it was
+    larger = notes(256)
+    assert larger["version"] == "1.5.0" and "256 px" in larger["changelog"]["1.5.0"] and "0.8712" in larger["changelog"]["1.5.0"]
+    assert notes(256, two_backbones=True)["version"] == "1.6.0" and notes(224, two_backbones=True)["version"] == "1.5.0"
+
+
+def test_skin_feature_caches_are_named_by_input_size_except_at_the_backbone_default():
+    import argparse
+
+    from train import skin
+
+    def tag(size: int) -> str:
+        return skin.feature_cache_tag(argparse.Namespace(backbone="mobilenet_v2", input_size=size), "none", True)
+
+    assert tag(224) == "mobilenet_v2_random_sog"  # the names caches had before sizes could change
+    assert tag(256) == "mobilenet_v2_random_sog_px256"
