@@ -126,14 +126,9 @@ def main(argv: list[str] | None = None) -> None:
     """
     results = {}
     for constancy in (False, True):
-        tag = feature_cache_tag(args, args.weights, constancy)
-        extractor = transfer.build_feature_extractor(args.backbone, args.weights, colour_constancy=constancy,
-                                                     input_size=args.input_size)
-        features = transfer.pooled_features(TASK, tag, extractor, images)
-        flipped = transfer.pooled_features(TASK, tag + "_flip_train", extractor, images[train][:, :, ::-1])
         results[f"colour_constancy={constancy}"] = {
-            **fit_head(features, [flipped], y, source, split, args.seed), "extractor": extractor,
-            "constancy": constancy, "augmentation": "horizontal flips of training images, in feature space"}
+            **frozen_candidate(args, constancy, images, y, source, split), "constancy": constancy,
+            "augmentation": "horizontal flips of training images, in feature space"}
     frozen = results[max(results, key=lambda key: results[key]["score"])]
     if args.fine_tune_epochs:
         extractor, tuned = tune_last_stage(args, args.weights, frozen["constancy"], images, y, split)
@@ -311,18 +306,25 @@ RELEASED = {  # what each shipped version changed; the next version's line is wr
 }
 
 
+def frozen_candidate(args: argparse.Namespace, constancy: bool, images: np.ndarray, y: np.ndarray, source: np.ndarray,
+                     split: np.ndarray) -> dict[str, Any]:
+    """The frozen ``args.weights`` backbone at ``args.input_size``: pooled features (cached; mirrored
+    training images as augmentation, dermoscopy has no left or right) under a linear head."""
+    tag = feature_cache_tag(args, args.weights, constancy)
+    extractor = transfer.build_feature_extractor(args.backbone, args.weights, colour_constancy=constancy,
+                                                 input_size=args.input_size)
+    features = transfer.pooled_features(TASK, tag, extractor, images)
+    flipped = transfer.pooled_features(TASK, tag + "_flip_train", extractor, images[split == "train"][:, :, ::-1])
+    return {**fit_head(features, [flipped], y, source, split, args.seed), "extractor": extractor}
+
+
 def screen_input_sizes(args: argparse.Namespace) -> None:
     """The cheap first look at a larger input: frozen features of the given weights with colour
     constancy and a linear head, one view, validation only (INPUT_SIZE_SCREEN keeps the result)."""
     for size in args.screen_input_sizes:
         args.input_size = size
         data = load_data(size)
-        train = data["split"] == "train"
-        extractor = transfer.build_feature_extractor(args.backbone, args.weights, colour_constancy=True, input_size=size)
-        tag = feature_cache_tag(args, args.weights, True)
-        features = transfer.pooled_features(TASK, tag, extractor, data["images"])
-        flipped = transfer.pooled_features(TASK, tag + "_flip_train", extractor, data["images"][train][:, :, ::-1])
-        rated = fit_head(features, [flipped], data["y"], data["source"], data["split"], args.seed)
+        rated = frozen_candidate(args, True, data["images"], data["y"], data["source"], data["split"])
         print(f"input {size} px: validation mean AUC {rated['score']:.4f}, per source "
               f"{ {k: round(v, 4) for k, v in rated['per_source'].items()} }", flush=True)
 
@@ -330,8 +332,7 @@ def screen_input_sizes(args: argparse.Namespace) -> None:
 def input_size_text(metadata: dict[str, Any]) -> str:
     """The input-size screen and its rule, for the card."""
     size = metadata["preprocessing"]["in_runtime"]["resize"][0]
-    rows = "\n".join(f"| {px} | {ham:.4f} | {isic:.4f} | {mean:.4f} |" for px, ham, isic, mean in INPUT_SIZE_SCREEN
-                     if mean is not None)
+    rows = "\n".join(f"| {px} | {ham:.4f} | {isic:.4f} | {mean:.4f} |" for px, ham, isic, mean in INPUT_SIZE_SCREEN)
     return f"""
 Input size: images are resized to **{size} px** (keras-image-helper, nearest) and the backbone runs at that
 size. HAM10000 images are 200 × 150 and ISIC 2017 ones 256 × 256 in the data, so at 224 px the ISIC
@@ -452,15 +453,6 @@ def write_plots(y, source, test, p_test, metrics, threshold, images, content, se
     names.append(transfer.plot_cam_examples(TASK, batch, run_tflite(content, batch)["melanoma_cam"],
                                             [f"{source[i]} {LABELS[y[i]]}" for i in picks]))
     return names
-
-
-def tuned_backbone_text(record: dict[str, Any] | None) -> str:
-    """The changelog's account of the backbone the candidates were built on."""
-    if not record:
-        return "ImageNet weights"
-    return (f"a backbone tuned end to end (train.finetune, {record['epochs_run']} epochs on "
-            f"{transfer.tuning_device(record).removeprefix('one ')}; tuning validation score "
-            f"{V1_3_TUNING_SCORE:.4f} → {max(record['val_score']):.4f})")
 
 
 def views_text(views: dict[str, Any] | None) -> str:

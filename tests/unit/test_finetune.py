@@ -147,13 +147,3 @@ def test_the_card_lists_the_tuning_run_of_the_committed_backbone(task):
     assert record["weights_sha256"] == file_sha256(module.TUNED_WEIGHTS)
     listed = {flags: score for _, flags, score in module.TUNING_RUNS}
     assert listed[f"--epochs {record['epochs_run']}"] == max(record["val_score"])
-
-
-def test_the_skin_changelog_says_where_and_how_long_the_backbone_was_tuned():
-    from train.skin import V1_3_TUNING_SCORE, tuned_backbone_text
-
-    gpu = tuned_backbone_text({"epochs_run": 40, "device": "NVIDIA H100 80GB HBM3", "val_score": [0.70, 0.8444]})
-    assert gpu == ("a backbone tuned end to end (train.finetune, 40 epochs on NVIDIA H100 80GB HBM3; tuning validation "
-                   f"score {V1_3_TUNING_SCORE:.4f} → 0.8444)")
-    assert "24 epochs on the CPU" in tuned_backbone_text({"epochs_run": 24, "device": "cpu", "val_score": [0.8198]})
-    assert tuned_backbone_text(None) == "ImageNet weights"
