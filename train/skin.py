@@ -54,6 +54,7 @@ TUNING_RUNS = (  # whole-backbone tuning runs of train.finetune (learning rate 1
 # `python -m train.skin --weights train/weights/skin/backbone.weights.h5 --screen-input-sizes 224 256 288`
 # (frozen tuned backbone, colour constancy, one view): size, validation AUC HAM, ISIC 2017, mean.
 INPUT_SIZE_SCREEN = ((224, 0.8982, 0.8019, 0.8501), (256, 0.8977, 0.8265, 0.8621), (288, 0.8835, 0.8274, 0.8554))
+V1_5_INPUT_SIZE = 256  # the size the v1.5.0 release and its test comparison below are of
 V1_4_VAL_AUC = 0.8643  # v1.4.0's validation mean AUC (8 views): what a new input size had to beat
 # v1.5.0 (256 px) against v1.4.0 (224 px) on the test images, once both existed: AUC difference and its
 # 95% interval from a paired bootstrap (1,000 resamples of test images, seed 2017).
@@ -342,7 +343,7 @@ constancy, one view, validation AUC); rule {INPUT_SIZE_RULE}:
 | input px | HAM10000 | ISIC 2017 | mean |
 |---|---|---|---|
 {rows}
-{size_decision_text(metadata) if size != transfer.BACKBONES[metadata["training"]["backbone"]].input_size else ""}"""
+{size_decision_text(metadata) if size == V1_5_INPUT_SIZE else ""}"""
 
 
 def size_decision_text(metadata: dict[str, Any]) -> str:
@@ -370,10 +371,11 @@ def release_notes(args: argparse.Namespace, choice: str, two_backbones: bool, vi
     changelog, version = dict(RELEASED), "1.4.0"
     if args.input_size != transfer.BACKBONES[args.backbone].input_size:
         version = "1.5.0"
+        chosen_views = "8" if views["8"] > views["1"] else "1"  # the rule main applies to the views
+        averaged = ", features averaged over 8 flips and rotations" if chosen_views == "8" else ""
         changelog[version] = (f"Images resized to {args.input_size} px and the backbone run at that size (tuned at "
-                              f"{transfer.BACKBONES[args.backbone].input_size}); shipped: {choice}, features "
-                              f"averaged over 8 flips and rotations; validation mean AUC {views['8']:.4f} (v1.4.0: "
-                              f"{V1_4_VAL_AUC}).")
+                              f"{transfer.BACKBONES[args.backbone].input_size}); shipped: {choice}{averaged}; "
+                              f"validation mean AUC {views[chosen_views]:.4f} (v1.4.0: {V1_4_VAL_AUC}).")
     if two_backbones:
         version = f"1.{int(version.split('.')[1]) + 1}.0"
         changelog[version] = (f"Two tuned backbones (--weights, --second-weights), features concatenated under one "
