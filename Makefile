@@ -89,9 +89,9 @@ pack-brain pack-skin pack-histopathology: $(VENV)/.installed ## train+val images
 
 train-all: train-leukemia train-breast-survival train-histopathology train-brain train-skin ## every model, in turn
 
-bench: setup ## LiteRT vs TensorFlow vs ONNX Runtime per model → BENCHMARKS.md (needs build/<task>/saved_model from training)
+bench: setup ## LiteRT vs TensorFlow vs ONNX Runtime per model → BENCHMARKS.md (needs build/<task>/saved_model from training; TASKS=skin re-measures skin only, keeping the other sections)
 	$(PY) -m pip install --quiet -r requirements/bench.txt
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(if $(TASKS),--rerun $(TASKS))
 
 # Offline image builds: wheels for the local stand-in (CPython 3.11) and the AWS image (3.12).
 functions/wheels/.done: functions/requirements.txt functions/requirements-tracing.txt
