@@ -61,7 +61,7 @@ def task_data(task: str) -> tuple[np.ndarray, Callable[[dict[str, np.ndarray]], 
     if task == "brain":
         from train.brain import load_data
 
-        data = load_data("mobilenet_v2")
+        data = load_data(common.read_model_json("brain")["training"]["backbone"])  # at the shipped model's input size
         rows = data["split"] == "test"
         return (data["images"][rows].astype(np.float32),
                 lambda o: float(roc_auc_score(data["tumor"][rows], o["tumor"][:, 1])), "tumour ROC-AUC")
@@ -336,7 +336,7 @@ def markdown(report: dict[str, Any]) -> str:
         "when it was measured, and a section the last run did not measure (`--rerun`) is kept from the previous "
         "file. Absolute times vary between machines, so compare the ratios. Cold start = new process → first answer (median of 5); warm = "
         "single requests, batch 1. CPU bound = model FLOPs ÷ the single-core peak (float32 matmul) measured in "
-        "the same run, given per section (on this machine it has varied from 57 to 82 GFLOP/s between runs).", "",
+        "the same run, given per section because it varies from run to run.", "",
     ]
     for task, r in report["tasks"].items():
         if "kept" in r:
