@@ -97,8 +97,10 @@ SPECS = {
 }
 
 
-def task_arrays(task: str, backbone: str) -> dict[str, np.ndarray]:
-    """Images, split and labels as the task's training command loads them (needs the data root)."""
+def task_arrays(task: str, backbone: str, input_size: int | None = None) -> dict[str, np.ndarray]:
+    """Images, split and labels as the task's training command loads them (needs the data root).
+    Skin images are loaded at ``input_size`` when given, so tuning at a larger size sees the detail
+    of the source images instead of 224-px images scaled up in the graph."""
     if task == "brain":
         from train.brain import load_data
 
@@ -112,7 +114,7 @@ def task_arrays(task: str, backbone: str) -> dict[str, np.ndarray]:
         return {"images": images, "split": split, "idc": idc}
     from train.skin import load_data
 
-    data = load_data(transfer.BACKBONES[backbone].input_size)
+    data = load_data(input_size or transfer.BACKBONES[backbone].input_size)
     return {"images": data["images"], "split": data["split"], "melanoma": data["y"], "source": data["source"]}
 
 
@@ -121,12 +123,12 @@ def task_arrays(task: str, backbone: str) -> dict[str, np.ndarray]:
 """
 
 
-def pack(task: str, backbone: str, weights: str | None, pack_dir: Path = PACK_DIR) -> Path:
+def pack(task: str, backbone: str, weights: str | None, pack_dir: Path = PACK_DIR, input_size: int | None = None) -> Path:
     """Training + validation rows of ``task_arrays`` → ``<pack_dir>/<task>.npz`` (images as WebP
     q90), with the base weights file copied beside it."""
     from PIL import Image
 
-    arrays = task_arrays(task, backbone)
+    arrays = task_arrays(task, backbone, input_size)
     keep = np.isin(arrays["split"], ["train", "val"])
     grey = SPECS[task].grey
     encoded = []
@@ -199,8 +201,6 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
         if best is None or max(summary["val_score"]) > best[0]:
             best = (max(summary["val_score"]), f"{rate:g}")
     chosen = runs[best[1]]
-    extra_flags = f" --input-size {input_size}" if input_size != spec.input_size else ""
-    extra_flags += f" --seed {seed}" if seed != spec.seed else ""
     record = {**chosen, "task": task, "backbone": backbone, "seed": seed, "batch_size": batch_size,
               "input_size": input_size or transfer.BACKBONES[backbone].input_size,
               "learning_rates_tried": {rate: max(r["val_score"]) for rate, r in runs.items()},
@@ -209,9 +209,8 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
               "weights_sha256": file_sha256(out / WEIGHTS_FILE), "keras": keras.__version__,
               "keras_backend": keras.backend.backend(), "device": device_name(),
               "seconds": round(time.time() - started, 1),
-              "command": f"KERAS_BACKEND={keras.backend.backend()} python -m train.finetune run {task}"
-                         f"{f' --pack devicepack/{Path(pack_path).name}' if pack_path else ''} --learning-rates "
-                         f"{' '.join(runs)} --epochs {epochs} --batch-size {batch_size}{extra_flags}"}
+              "command": tuning_command(task, keras.backend.backend(), list(runs), epochs=epochs, batch_size=batch_size,
+                                        seed=seed, input_size=input_size, weights=weights, pack_path=pack_path)}
     (out / SUMMARY_FILE).write_text(json.dumps(record, indent=2) + "\n")
     print(f"kept learning rate {best[1]} (validation score {best[0]:.4f}) → {out / WEIGHTS_FILE}", flush=True)
     return record
@@ -255,6 +254,19 @@ def recorded_fine_tuning(weights: str | None) -> dict[str, Any]:
     return {"backbone_tuning": {k: v for k, v in record.items() if k != "runs"}}
 
 
+def tuning_command(task: str, backend: str, rates: list[str], *, epochs: int, batch_size: int, seed: int,
+                   input_size: int | None, weights: str | None, pack_path: Path | None) -> str:
+    """The command that repeats a tuning run: every flag that differs from the task's defaults,
+    the base weights included (the record's sha256 alone would not say where they came from)."""
+    spec = SPECS[task]
+    flags = f" --pack devicepack/{Path(pack_path).name}" if pack_path else ""
+    flags += f" --learning-rates {' '.join(rates)} --epochs {epochs} --batch-size {batch_size}"
+    flags += f" --input-size {input_size}" if input_size != spec.input_size else ""
+    flags += f" --seed {seed}" if seed != spec.seed else ""
+    flags += f" --weights {weights}" if weights else ""
+    return f"KERAS_BACKEND={backend} python -m train.finetune run {task}{flags}"
+
+
 def tuning_runs_table(task: str, runs: tuple[tuple[str, str, float], ...], score: str, column: str) -> str:
     """The card's table of tuning runs compared on validation: (name, flags, best validation score)
     per run, each reproducible by ``python -m train.finetune run <task>`` + its flags."""
@@ -282,9 +294,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="default: the task's shipped run; another seed tunes another member for an ensemble")
     args = parser.parse_args(argv)
     if args.step == "pack":
-        pack(args.task, args.backbone, args.weights)
+        pack(args.task, args.backbone, args.weights, input_size=args.input_size)
         return
-    arrays = unpack(args.pack) if args.pack else task_arrays(args.task, args.backbone)
+    arrays = unpack(args.pack) if args.pack else task_arrays(args.task, args.backbone, args.input_size)
     print(f"{len(arrays['images'])} images loaded", flush=True)
     spec = SPECS[args.task]
     run(args.task, arrays, backbone=args.backbone, weights=args.weights,

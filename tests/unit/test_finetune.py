@@ -17,7 +17,7 @@ def fake_task(monkeypatch):
     arrays = {"images": images, "split": np.array(["train", "val", "test"] * 2, dtype=object),
               "melanoma": np.array([0, 1, 0, 1, 1, 0]),
               "source": np.array(["HAM10000", "ISIC2017"] * 3, dtype=object)}
-    monkeypatch.setattr(finetune, "task_arrays", lambda task, backbone: arrays)
+    monkeypatch.setattr(finetune, "task_arrays", lambda task, backbone, input_size=None: arrays)
     return arrays
 
 
@@ -38,7 +38,7 @@ def test_grey_pack_stores_one_channel_and_restores_three(tmp_path, monkeypatch):
     grey = np.repeat(np.linspace(0, 255, 32 * 32).reshape(1, 32, 32, 1).astype(np.uint8), 3, axis=-1)
     arrays = {"images": np.concatenate([grey, grey]), "split": np.array(["train", "val"], dtype=object),
               "tumor": np.array([0, 1]), "modality": np.array([0, 1]), "tumor_type": np.array([-1, 2])}
-    monkeypatch.setattr(finetune, "task_arrays", lambda task, backbone: arrays)
+    monkeypatch.setattr(finetune, "task_arrays", lambda task, backbone, input_size=None: arrays)
     unpacked = finetune.unpack(finetune.pack("brain", "mobilenet_v2", "none", tmp_path))
     assert np.array_equal(unpacked["images"][..., 0], unpacked["images"][..., 2])
     error = np.abs(unpacked["images"].astype(int) - grey.astype(int))
@@ -147,3 +147,25 @@ def test_the_card_lists_the_tuning_run_of_the_committed_backbone(task):
     assert record["weights_sha256"] == file_sha256(module.TUNED_WEIGHTS)
     listed = {flags: score for _, flags, score in module.TUNING_RUNS}
     assert listed[f"--epochs {record['epochs_run']}"] == max(record["val_score"])
+
+
+def test_recorded_command_repeats_the_run_with_its_base_weights():
+    shipped = finetune.tuning_command("skin", "torch", ["0.0001"], epochs=40, batch_size=32, seed=2017,
+                                      input_size=None, weights=None, pack_path=finetune.PACK_DIR / "skin.npz")
+    # the committed skin backbone's record, word for word
+    assert shipped == ("KERAS_BACKEND=torch python -m train.finetune run skin --pack devicepack/skin.npz "
+                       "--learning-rates 0.0001 --epochs 40 --batch-size 32")
+    continued = finetune.tuning_command("skin", "tensorflow", ["2e-05"], epochs=8, batch_size=32, seed=2017,
+                                        input_size=256, weights="train/weights/skin/backbone.weights.h5",
+                                        pack_path=None)
+    assert continued.endswith("--input-size 256 --weights train/weights/skin/backbone.weights.h5")
+
+
+def test_input_size_reaches_the_image_loader(tmp_path, monkeypatch, fake_task):
+    asked, packed = [], []
+    monkeypatch.setattr(finetune, "task_arrays", lambda task, backbone, input_size=None: asked.append(input_size)
+                        or fake_task)
+    finetune.pack("skin", "mobilenet_v2", "none", tmp_path, input_size=256)
+    monkeypatch.setattr(finetune, "pack", lambda *args, **kwargs: packed.append(kwargs["input_size"]))
+    finetune.main(["pack", "skin", "--input-size", "288"])
+    assert asked == [256] and packed == [288]
