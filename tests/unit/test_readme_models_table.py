@@ -1,11 +1,12 @@
 """The README's models table states what each committed model.json says: a retrained model whose
 figures, format or size changed must not leave the front page describing the old one."""
 
-import json
 import re
 from pathlib import Path
 
 import pytest
+
+from train.common import read_model_json
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,7 +36,7 @@ def stated_decimals(row: str) -> list[float]:
 
 @pytest.mark.parametrize("task", sorted(ROW_FIGURES))
 def test_row_states_the_committed_metrics(task):
-    metadata = json.loads((REPO / "functions" / task / "model" / "model.json").read_text())
+    metadata = read_model_json(task)
     stated = stated_decimals(models_table_row(task))
     for split, key in ROW_FIGURES[task]:
         value = metadata["metrics"][split][key]
@@ -44,13 +45,13 @@ def test_row_states_the_committed_metrics(task):
 
 
 def test_leukemia_row_states_the_independent_set_count():
-    test = json.loads((REPO / "functions" / "leukemia" / "model" / "model.json").read_text())["metrics"]["test"]
+    test = read_model_json("leukemia")["metrics"]["test"]
     assert f"**{test['correct']}/{test['n']}**" in models_table_row("leukemia")
 
 
 @pytest.mark.parametrize("task", sorted(ROW_FIGURES))
 def test_row_states_the_artifact_format_and_size(task):
-    artifact = json.loads((REPO / "functions" / task / "model" / "model.json").read_text())["artifact"]
+    artifact = read_model_json(task)["artifact"]
     row = models_table_row(task)
     match = re.search(rf"[(;] ?{artifact['variant']}, ([\d.]+) (MB|kB)\)", row)
     assert match, f"{task}: README does not say ({artifact['variant']}, <size>)"
