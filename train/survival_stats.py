@@ -66,15 +66,39 @@ def logrank_trend(months: np.ndarray, events: np.ndarray, groups: np.ndarray) ->
     return {"chi2": statistic, "p": float(chi2.sf(statistic, 1))}
 
 
+ORDERING_HORIZON_MONTHS = 120.0
+
+
+def group_summary(months: np.ndarray, events: np.ndarray) -> dict[str, Any]:
+    """One group's size, events and the three figures its place in the order is judged by."""
+    from lifelines import KaplanMeierFitter
+
+    at = KaplanMeierFitter().fit(months, events).survival_function_at_times([60.0, 120.0]).to_numpy()
+    return {"n": int(len(months)), "events": int(events.sum()),
+            "rmst_10_years": restricted_mean_survival(months, events, ORDERING_HORIZON_MONTHS),
+            "survival_5_years": float(at[0]), "survival_10_years": float(at[1])}
+
+
+def is_monotone(per_group: list[dict[str, Any]]) -> bool:
+    """"Monotone curves", made checkable: every group's 10-year restricted mean survival and its
+    Kaplan–Meier survival at 5 and 10 years are no better than the previous group's. (Curves that
+    never cross at any time is too strict: all of them start at 1 and cross in the first months.)"""
+    keys = ("rmst_10_years", "survival_5_years", "survival_10_years")
+    return all(later[key] <= earlier[key] for earlier, later in zip(per_group, per_group[1:]) for key in keys)
+
+
 def group_separation(months: np.ndarray, events: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
-    """Multi-group log-rank p, trend p and Harrell's C of the group rank (higher group = worse)."""
+    """Multi-group log-rank p, trend p and Harrell's C of the group rank (higher group = worse), and
+    whether survival is ordered by group (``monotone``, from the per-group figures)."""
     from lifelines.statistics import multivariate_logrank_test
     from lifelines.utils import concordance_index
 
+    per_group = [{"group": int(g), **group_summary(months[groups == g], events[groups == g])}
+                 for g in np.unique(groups)]
     return {
         "logrank_p": float(multivariate_logrank_test(months, groups, events).p_value),
         "logrank_trend_p": logrank_trend(months, events, groups)["p"],
         "harrell_c": float(concordance_index(months, -groups, events)),
-        "per_group": [{"group": int(g), "n": int((groups == g).sum()), "events": int(events[groups == g].sum())}
-                      for g in np.unique(groups)],
+        "monotone": is_monotone(per_group),
+        "per_group": per_group,
     }

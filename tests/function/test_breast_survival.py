@@ -33,6 +33,8 @@ def call(app, expression, context):
 def test_test_split_through_the_handler_reproduces_reported_separation(app, metabric, lambda_context):
     from lifelines.utils import concordance_index
 
+    from train.survival_stats import group_separation
+
     test = metabric.subset("test")
     groups = []
     for row in test.expression:
@@ -45,6 +47,8 @@ def test_test_split_through_the_handler_reproduces_reported_separation(app, meta
     assert concordance_index(test.months, -groups, test.dss_event) == pytest.approx(
         reported["harrell_c_disease_specific"], abs=1e-3)
     assert [int((groups == g).sum()) for g in range(4)] == [g["n"] for g in reported["per_group_overall"]]
+    for endpoint, events in (("overall", test.os_event), ("disease_specific", test.dss_event)):
+        assert group_separation(test.months, events, groups)["monotone"] == reported[f"monotone_{endpoint}"]
 
 
 def test_response_carries_group_curve_and_memberships(app, metabric, lambda_context):

@@ -59,3 +59,10 @@ def test_row_states_the_artifact_format_and_size(task):
     actual = artifact["bytes"] / (1e6 if unit == "MB" else 1e3)
     last_digit = 10.0 ** -len(match.group(1).partition(".")[2])
     assert abs(stated - actual) <= last_digit / 2 + 1e-9, f"{task}: README says {stated} {unit}, file is {actual:.3f}"
+
+
+def test_breast_survival_row_states_whether_the_test_curves_are_monotone():
+    test = read_model_json("breast_survival")["metrics"]["test"]
+    monotone = test["monotone_overall"] and test["monotone_disease_specific"]
+    row = models_table_row("breast_survival")
+    assert ("monotone curves — met on test" in row) == monotone, f"model.json: monotone on test = {monotone}"
