@@ -1,6 +1,6 @@
 """Survival statistics for group models: Kaplan–Meier tables, log-rank (multi-group and trend),
-Harrell's C. lifelines does the estimation; the trend test is the standard score test
-(weights = group rank), which lifelines does not provide."""
+Harrell's C, and whether survival falls group by group (monotone). lifelines does the estimation;
+the trend test is the standard score test (weights = group rank), which lifelines does not provide."""
 
 from __future__ import annotations
 
