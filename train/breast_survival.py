@@ -37,7 +37,6 @@ LABELS = ["high", "above_average", "below_average", "very_low"]
 GROUP_NAMES = ["high survival (best prognosis)", "above-average survival", "below-average survival",
                "very low survival (worst prognosis)"]
 SPLIT_SEED = "metabric-2026"
-HORIZON_MONTHS = 120.0  # clusters are ordered by 10-year restricted mean survival on training patients
 CURVE_GRID = np.arange(0.0, 301.0, 6.0)  # months; KM tables shipped in model.json
 
 """
@@ -163,7 +162,8 @@ def fit_kmeans(train: Metabric, n_components: int | None, seed: int) -> GroupMod
     projected = z @ projection + bias
     kmeans = KMeans(n_clusters=4, n_init=20, random_state=seed).fit(projected)
     clusters = kmeans.labels_
-    rmst = [restricted_mean_survival(train.months[clusters == c], train.os_event[clusters == c], HORIZON_MONTHS)
+    # clusters are ordered by 10-year restricted mean survival on training patients
+    rmst = [restricted_mean_survival(train.months[clusters == c], train.os_event[clusters == c])
             for c in range(4)]
     order = np.argsort(-np.array(rmst))  # best survival first → group 0
     centroids = kmeans.cluster_centers_[order]

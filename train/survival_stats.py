@@ -8,6 +8,9 @@ from typing import Any
 
 import numpy as np
 
+FIVE_AND_TEN_YEARS = (60.0, 120.0)  # months: the landmarks the survival tables and the ordering check report
+RMST_HORIZON_MONTHS = 120.0  # groups are ranked, and their order checked, by 10-year restricted mean survival
+
 
 def km_table(months: np.ndarray, events: np.ndarray, grid: np.ndarray) -> dict[str, Any]:
     """Kaplan–Meier survival with its 95% CI on ``grid`` (months), median, 5- and 10-year survival."""
@@ -21,7 +24,7 @@ def km_table(months: np.ndarray, events: np.ndarray, grid: np.ndarray) -> dict[s
     lower = ci.iloc[np.clip(steps, 0, None), 0].to_numpy()
     upper = ci.iloc[np.clip(steps, 0, None), 1].to_numpy()
     median = float(fitter.median_survival_time_)
-    at = fitter.survival_function_at_times([60.0, 120.0]).to_numpy()
+    at = fitter.survival_function_at_times(FIVE_AND_TEN_YEARS).to_numpy()
     return {
         "months": grid.tolist(),
         "probability": survival.tolist(),
@@ -35,7 +38,7 @@ def km_table(months: np.ndarray, events: np.ndarray, grid: np.ndarray) -> dict[s
     }
 
 
-def restricted_mean_survival(months: np.ndarray, events: np.ndarray, horizon: float) -> float:
+def restricted_mean_survival(months: np.ndarray, events: np.ndarray, horizon: float = RMST_HORIZON_MONTHS) -> float:
     """Area under the KM curve up to ``horizon`` months: orders groups without needing a median."""
     from lifelines import KaplanMeierFitter
     from lifelines.utils import restricted_mean_survival_time
@@ -66,16 +69,13 @@ def logrank_trend(months: np.ndarray, events: np.ndarray, groups: np.ndarray) ->
     return {"chi2": statistic, "p": float(chi2.sf(statistic, 1))}
 
 
-ORDERING_HORIZON_MONTHS = 120.0
-
-
 def group_summary(months: np.ndarray, events: np.ndarray) -> dict[str, Any]:
     """One group's size, events and the three figures its place in the order is judged by."""
     from lifelines import KaplanMeierFitter
 
-    at = KaplanMeierFitter().fit(months, events).survival_function_at_times([60.0, 120.0]).to_numpy()
+    at = KaplanMeierFitter().fit(months, events).survival_function_at_times(FIVE_AND_TEN_YEARS).to_numpy()
     return {"n": int(len(months)), "events": int(events.sum()),
-            "rmst_10_years": restricted_mean_survival(months, events, ORDERING_HORIZON_MONTHS),
+            "rmst_10_years": restricted_mean_survival(months, events),
             "survival_5_years": float(at[0]), "survival_10_years": float(at[1])}
 
 
