@@ -18,7 +18,7 @@ LAMBDA_BASE := ../shared/tools/lambda-base
 export ONCOSERVE_DATA_ROOT ?= $(abspath ../shared/data)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup serve test test-fast replay events lint-template train-leukemia train-breast-survival train-histopathology experiment-histopathology train-brain train-skin finetune-brain finetune-skin finetune-histopathology pack-brain pack-skin pack-histopathology train-all bench wheels images images-test images-clean clean
+.PHONY: help setup serve test test-fast replay events lint-template train-leukemia train-breast-survival train-histopathology experiment-histopathology train-brain train-skin finetune-brain finetune-skin finetune-histopathology pack-brain pack-skin pack-histopathology train-all bench loadtest wheels images images-test images-clean clean
 
 help: ## list the targets
 	@grep -E '^[a-z -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -92,6 +92,10 @@ train-all: train-leukemia train-breast-survival train-histopathology train-brain
 bench: setup ## LiteRT vs TensorFlow vs ONNX Runtime per model → BENCHMARKS.md (needs build/<task>/saved_model from training; TASKS=skin re-measures skin only, keeping the other sections)
 	$(PY) -m pip install --quiet -r requirements/bench.txt
 	$(PY) -m bench.run $(if $(TASKS),--rerun $(TASKS))
+
+loadtest: setup ## Locust against the local API: 1/8/32 users, the usage plan, a 10,000-request soak → BENCHMARKS.md (~20 min; loopback only)
+	$(PY) -m pip install --quiet -r requirements/loadtest.txt
+	$(PY) -m bench.loadtest
 
 # Offline image builds: wheels for the local stand-in (CPython 3.11) and the AWS image (3.12).
 functions/wheels/.done: functions/requirements.txt functions/requirements-tracing.txt

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from bench.sections import split_sections
 from train import common
 
 OUT = common.BUILD_DIR / "bench"
@@ -383,15 +384,12 @@ def previous_sections(text: str) -> dict[str, str]:
     """Each ``## task`` section of an earlier BENCHMARKS.md, verbatim. A section written before sections
     carried their own date gets the file's date and core peak, so a kept section always says when it was
     measured and what its CPU bound was divided by."""
-    header, *parts = re.split(r"^## ", text, flags=re.MULTILINE)
+    header, sections = split_sections(text)
     dated = re.search(r"make bench` on (\d{4}-\d{2}-\d{2}).*?\(([\d.]+) GFLOP/s", header, flags=re.DOTALL)
-    sections = {}
-    for part in parts:
-        task, body = part.split("\n", 1)
-        body = body.strip("\n")
+    for title, section in sections.items():
+        body = section.split("\n\n", 1)[1] if "\n\n" in section else ""
         if dated and not body.startswith("Measured on"):
-            body = f"Measured on {dated.group(1)} (core peak {dated.group(2)} GFLOP/s).\n\n{body}"
-        sections[task.strip()] = f"## {task.strip()}\n\n{body}"
+            sections[title] = f"## {title}\n\nMeasured on {dated.group(1)} (core peak {dated.group(2)} GFLOP/s).\n\n{body}"
     return sections
 
 
@@ -426,7 +424,9 @@ def main(argv: list[str] | None = None) -> None:
             report["tasks"][task] = bench_task(task, Path(tmp), peak)
             saved.write_text(json.dumps(report["tasks"][task], indent=2) + "\n")
     (OUT / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    written.write_text(markdown(report))
+    # Sections other commands wrote (the load test's) stay as they are.
+    others = [section for title, section in earlier.items() if title not in args.tasks]
+    written.write_text(markdown(report) + "".join(f"\n{section}\n" for section in others))
     print(markdown(report))
 
 

@@ -1,9 +1,12 @@
-"""An API-Gateway-like front door on loopback: API-key check, HTTP ⇄ proxy event, routing.
+"""An API-Gateway-like front door on loopback: API-key check, usage plan, HTTP ⇄ proxy event, routing.
 
 Behaves as the deployed REST API does where a client can tell: 403 ``{"message": "Forbidden"}``
 without a valid ``x-api-key``; 403 ``Missing Authentication Token`` for unknown routes; 413 above
-10 MB; 502 ``Internal server error`` when a function crashes; everything else is the function's
-own answer. (``sam local start-api`` does not enforce API keys, hence this server.)
+10 MB; 429 ``Too Many Requests`` / ``Limit Exceeded`` past the usage plan's rate, burst or daily
+quota; 502 ``Internal server error`` when a function crashes or answers no proxy response; 504
+``Endpoint request timed out`` when the integration takes longer than its timeout; everything else
+is the function's own answer. A request is always answered, whatever goes wrong behind it.
+(``sam local start-api`` enforces neither API keys nor usage plans, hence this server.)
 """
 
 from __future__ import annotations
@@ -15,20 +18,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Mapping
 
 from .events import new_request_id, proxy_event
+from .usage_plan import QUOTA_EXCEEDED, THROTTLED, UsagePlan
 
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
+# An invoker returns the function's result; it raises TimeoutError when the integration timed out.
 Invoker = Callable[[dict[str, Any]], dict[str, Any]]
+_ERROR_TYPES = {THROTTLED: "TooManyRequestsException", QUOTA_EXCEEDED: "LimitExceededException"}
 
 
 class Gateway(ThreadingHTTPServer):
     """Routes ``(METHOD, path)`` to an invoker; ``api_keys`` are the accepted x-api-key values."""
 
     daemon_threads = True
+    request_queue_size = 128  # listen backlog: 32 clients connecting at once must not overflow it
 
-    def __init__(self, port: int, routes: Mapping[tuple[str, str], Invoker], api_keys: list[str]) -> None:
+    def __init__(self, port: int, routes: Mapping[tuple[str, str], Invoker], api_keys: list[str],
+                 usage_plan: UsagePlan | None = None) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.routes = dict(routes)
         self.api_keys = [key.encode() for key in api_keys]
+        self.usage_plan = usage_plan
 
     def key_is_valid(self, presented: str | None) -> bool:
         if not presented:
@@ -60,8 +69,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         self._request_id = new_request_id()
+        try:
+            self._route()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client left; nobody to answer
+        except Exception as exc:  # never a dropped connection: answer as API Gateway would
+            print(f"[gateway] {self._request_id}: {type(exc).__name__}: {exc}", flush=True)
+            self.close_connection = True
+            self._message(502, "Internal server error")
+
+    def _route(self) -> None:
         path = self.path.split("?", 1)[0]
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True
+            return self._message(400, "Invalid Content-Length")
         if length > API_GATEWAY_MAX_BODY:
             # Drain what the client sends (so it reads our answer, not a broken pipe), then refuse.
             remaining = length
@@ -80,6 +103,10 @@ class _Handler(BaseHTTPRequestHandler):
         api_key = self.headers.get("x-api-key")
         if not self.server.key_is_valid(api_key):
             return self._message(403, "Forbidden")
+        refusal = self.server.usage_plan.admit(api_key) if self.server.usage_plan else None
+        if refusal:
+            return self._send(429, json.dumps({"message": refusal}).encode(),
+                              {"x-amzn-ErrorType": _ERROR_TYPES[refusal]})
         headers = {name: value for name, value in self.headers.items()}
         try:
             text_body: str | None = body.decode("utf-8") if body else None
@@ -88,7 +115,10 @@ class _Handler(BaseHTTPRequestHandler):
         except UnicodeDecodeError:  # binary bodies travel base64-encoded, as API Gateway sends them
             event = proxy_event(path, body, method=self.command, headers=headers, base64_body=True,
                                 request_id=self._request_id, api_key=api_key)
-        result = invoker(event)
+        try:
+            result = invoker(event)
+        except TimeoutError:
+            return self._message(504, "Endpoint request timed out")
         if not isinstance(result, dict) or "statusCode" not in result:
             # A crashed function or a malformed integration response: API Gateway says 502.
             return self._message(502, "Internal server error")

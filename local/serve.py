@@ -1,6 +1,12 @@
-"""``make serve``: every function of ``template.yaml`` under the emulator behind the key-checking
-gateway on ``127.0.0.1:$PORT`` (default 3000). ``API_KEY`` sets the key; if unset one is generated
-and printed."""
+"""``make serve``: every function of ``template.yaml`` under the emulator, behind the key-checking,
+throttling gateway on ``127.0.0.1:$PORT`` (default 3000; 0 picks a free port).
+
+Each function gets a pool of execution environments (``ONCOSERVE_CONCURRENCY``: ``2``, or
+``2,skin=4`` for per-task values). Environments listen on free ports unless
+``ONCOSERVE_FUNCTION_PORT`` gives a first one. ``API_KEY`` sets the key; if unset one is generated
+and printed. The usage plan is the template's (``ONCOSERVE_THROTTLE_RATE_LIMIT``,
+``ONCOSERVE_THROTTLE_BURST_LIMIT``, ``ONCOSERVE_QUOTA_PER_DAY`` override it). Prints a line starting
+``ready:`` once it answers; SIGINT, SIGTERM and SIGHUP stop it and every process it started."""
 
 from __future__ import annotations
 
@@ -10,62 +16,122 @@ import secrets
 import signal
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
-from .emulator import EmulatedFunction
 from .gateway import Gateway
-from .template import REPO_ROOT, function_specs
+from .pool import EnvironmentPool
+from .ports import PortAllocator
+from .template import REPO_ROOT, FunctionSpec, function_specs, load_template
+from .usage_plan import Limits, UsagePlan
 
-FIRST_FUNCTION_PORT = 9100
+DEFAULT_CONCURRENCY = 2
+
+
+def parse_concurrency(text: str, tasks: list[str]) -> dict[str, int]:
+    """``"2"`` → 2 for every task; ``"2,skin=4"`` → 4 for skin, 2 for the others."""
+    default, per_task = DEFAULT_CONCURRENCY, {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.rpartition("=")
+        if name and name not in tasks:
+            raise ValueError(f"unknown task {name!r} in concurrency {text!r} (tasks: {', '.join(tasks)})")
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"concurrency must be a whole number ≥ 1, got {part!r}")
+        if name:
+            per_task[name] = int(value)
+        else:
+            default = int(value)
+    return {task: per_task.get(task, default) for task in tasks}
+
+
+def start_pools(specs: list[FunctionSpec], concurrency: dict[str, int], ports: PortAllocator) -> list[EnvironmentPool]:
+    logs = REPO_ROOT / "build" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    pools = [EnvironmentPool(spec, concurrency[spec.task], ports=ports, log_path=logs / f"{spec.task}.log")
+             for spec in specs]
+    with ThreadPoolExecutor(max_workers=len(pools) or 1) as executor:
+        failures = [f.exception() for f in [executor.submit(pool.start) for pool in pools]]
+    errors = [exc for exc in failures if exc is not None]
+    if errors:
+        stop_pools(pools)
+        raise errors[0]
+    return pools
+
+
+def stop_pools(pools: list[EnvironmentPool]) -> None:
+    threads = [threading.Thread(target=pool.stop) for pool in pools]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("tasks", nargs="*", help="serve only these tasks (default: every function)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
-    parser.add_argument("--function-port", type=int, default=int(os.environ.get("ONCOSERVE_FUNCTION_PORT", FIRST_FUNCTION_PORT)))
+    parser.add_argument("--function-port", type=int, default=int(os.environ["ONCOSERVE_FUNCTION_PORT"])
+                        if os.environ.get("ONCOSERVE_FUNCTION_PORT") else None)
+    parser.add_argument("--concurrency", default=os.environ.get("ONCOSERVE_CONCURRENCY", str(DEFAULT_CONCURRENCY)))
     args = parser.parse_args(argv)
 
-    api_key = os.environ.get("API_KEY") or secrets.token_urlsafe(24)
-    logs = REPO_ROOT / "build" / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    functions = [EmulatedFunction(spec, args.function_port + i, log_path=logs / f"{spec.task}.log")
-                 for i, spec in enumerate(function_specs())]
-    routes = {}
+    specs = [spec for spec in function_specs() if not args.tasks or spec.task in args.tasks]
     try:
-        for function in functions:
-            function.start()
-            for route in function.spec.routes:
-                routes[route] = function.invoke
-        gateway = Gateway(args.port, routes, [api_key])
-    except Exception:
-        for function in functions:
-            function.stop()
-        raise
-
-    print(f"OncoServe local API on http://127.0.0.1:{args.port} (function logs in {logs.relative_to(REPO_ROOT)}/)")
-    for function in functions:
-        model_json = function.spec.directory / "model" / "model.json"
-        state = "model committed" if model_json.is_file() else "no model yet: answers 503"
-        for method, path in function.spec.routes:
-            print(f"  {method} {path:28s} → {function.spec.logical_id} (127.0.0.1:{function.port}; {state})")
-    if os.environ.get("API_KEY"):
-        print("API key: from $API_KEY")
-    else:
-        print(f"API key (generated; set API_KEY to choose one): {api_key}")
-    print(f"try: curl -s -X POST http://127.0.0.1:{args.port}/leukemia/predict -H 'x-api-key: <key>' "
-          "-H 'Content-Type: application/json' -d @events/generated/leukemia/ok_aml.body.json")
-    sys.stdout.flush()
+        concurrency = parse_concurrency(args.concurrency, [spec.task for spec in function_specs()])
+        limits = Limits.from_template(load_template())
+        gateway_server = Gateway(args.port, {}, [])
+    except (ValueError, OSError) as exc:
+        reason = f"127.0.0.1:{args.port} is already in use (set PORT)" if isinstance(exc, OSError) else exc
+        print(f"error: the local API cannot start: {reason}", file=sys.stderr, flush=True)
+        return 2
 
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
-    server = threading.Thread(target=gateway.serve_forever, daemon=True)
-    server.start()
     try:
+        pools = start_pools(specs, concurrency, PortAllocator(args.function_port))
+    except Exception as exc:  # emulator missing, a port taken, a runtime that would not start
+        gateway_server.server_close()
+        print(f"error: the local API cannot start: {exc}", file=sys.stderr, flush=True)
+        return 1
+    api_key = os.environ.get("API_KEY") or secrets.token_urlsafe(24)
+    gateway_server.routes = {route: pool.invoke for pool in pools for route in pool.spec.routes}
+    gateway_server.api_keys = [api_key.encode()]
+    gateway_server.usage_plan = UsagePlan(limits)
+    port = gateway_server.server_address[1]
+
+    failure: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            gateway_server.serve_forever()
+        except BaseException as exc:  # a crashed gateway takes the functions with it
+            failure.append(exc)
+        finally:
+            stop.set()
+
+    threading.Thread(target=serve, name="gateway", daemon=True).start()
+    try:
+        print(f"OncoServe local API on http://127.0.0.1:{port} (function logs in build/logs/)")
+        for pool in pools:
+            model_json = pool.spec.directory / "model" / "model.json"
+            state = "model committed" if model_json.is_file() else "no model yet: answers 503"
+            for method, path in pool.spec.routes:
+                print(f"  {method} {path:28s} → {pool.spec.logical_id} (up to {pool.concurrency} environments; {state})")
+        print(f"usage plan per key: {limits.rate:g} requests/s, burst {limits.burst}, {limits.quota_per_day} per day")
+        print("API key: from $API_KEY" if os.environ.get("API_KEY") else
+              f"API key (generated; set API_KEY to choose one): {api_key}")
+        print(f"try: curl -s -X POST http://127.0.0.1:{port}/leukemia/predict -H 'x-api-key: <key>' "
+              "-H 'Content-Type: application/json' -d @events/generated/leukemia/ok_aml.body.json")
+        print(f"ready: http://127.0.0.1:{port}", flush=True)
         stop.wait()
     finally:
-        gateway.shutdown()
-        for function in functions:
-            function.stop()
+        if not failure:
+            gateway_server.shutdown()
+        gateway_server.server_close()
+        stop_pools(pools)
+    if failure:
+        print(f"error: the gateway failed: {failure[0]!r}; every function was stopped", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

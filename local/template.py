@@ -37,10 +37,11 @@ class FunctionSpec:
     memory_mb: int
     timeout_s: int
     docker_tag: str
+    functions_root: Path = REPO_ROOT / "functions"  # holds <task>/ and the shared oncoserve_runtime/
 
     @property
     def directory(self) -> Path:
-        return REPO_ROOT / "functions" / self.task
+        return self.functions_root / self.task
 
     @property
     def image(self) -> str:

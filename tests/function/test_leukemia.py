@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -14,9 +13,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, load_function_app
-from local.emulator import EmulatedFunction, port_is_open
+from local.emulator import EmulatedFunction
 from local.events import json_event, load_event
 from local.replay import replay_function
+from local.running import LocalApi
 from local.template import function_specs
 
 PATH = "/leukemia/predict"
@@ -110,20 +110,13 @@ def _request(url, body, key):
 @pytest.mark.slow
 def test_local_api_serves_with_key_enforcement(golub, tmp_path):
     # `make serve` as a user runs it: every function up, the key enforced, the model answering.
-    port, key = 3917, "ci-key-" + os.urandom(6).hex()
-    env = {**os.environ, "API_KEY": key, "PORT": str(port), "ONCOSERVE_FUNCTION_PORT": "9420"}
-    server = subprocess.Popen([sys.executable, "-m", "local.serve"], cwd=REPO_ROOT, env=env,
-                              stdout=open(tmp_path / "serve.log", "wb"), stderr=subprocess.STDOUT)
+    key = "ci-key-" + os.urandom(6).hex()
+    server = LocalApi(env={"API_KEY": key}, log_path=tmp_path / "serve.log").start()
     try:
-        deadline = time.monotonic() + 60
-        while not port_is_open(port):
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "local API did not start"
-            time.sleep(0.1)
         genes, _, independent = golub
         aml = int(np.flatnonzero(independent.labels == 1)[0])
         body = json.dumps({"expression": dict(zip(genes, independent.expression[aml].tolist()))}).encode()
-        url = f"http://127.0.0.1:{port}{PATH}"
+        url = f"{server.url}{PATH}"
         assert _request(url, body, None) == (403, {"message": "Forbidden"})
         assert _request(url, body, "not-the-key") == (403, {"message": "Forbidden"})
         status, answer = _request(url, body, key)
@@ -133,8 +126,7 @@ def test_local_api_serves_with_key_enforcement(golub, tmp_path):
         # Functions whose model is not committed yet answer 503, they do not crash.
         for spec in function_specs():
             if not (spec.directory / "model" / "model.json").is_file():
-                status, answer = _request(f"http://127.0.0.1:{port}{spec.routes[0][1]}", b'{"image": "AAAA"}', key)
+                status, answer = _request(f"{server.url}{spec.routes[0][1]}", b'{"image": "AAAA"}', key)
                 assert (status, answer["error"]["code"]) == (503, "model_unavailable"), spec.task
     finally:
-        server.terminate()
-        server.wait(timeout=15)
+        server.stop()

@@ -57,3 +57,15 @@ def test_a_new_report_keeps_unmeasured_sections_in_task_order_and_round_trips():
     assert again["brain"] == kept["brain"] and again["leukemia"] == kept["leukemia"]
     assert again["skin"].startswith("## skin\n\nMeasured on 2026-11-23 (v1.5.0")
     assert previous_sections(markdown({**report, "tasks": {t: {"kept": s} for t, s in again.items()}})) == again
+
+
+def test_each_command_rewrites_its_own_section_and_keeps_the_others():
+    from bench.sections import replace_section, split_sections
+
+    text = "# OncoServe benchmarks\n\nintro\n\n## brain\n\nbrain figures\n\n## local API under load\n\nold load figures\n"
+    updated = replace_section(text, "local API under load", "## local API under load\n\nnew load figures\n")
+    header, sections = split_sections(updated)
+    assert header.strip() == "# OncoServe benchmarks\n\nintro"
+    assert sections == {"brain": "## brain\n\nbrain figures", "local API under load": "## local API under load\n\nnew load figures"}
+    added = replace_section(text, "skin", "## skin\n\nskin figures")
+    assert list(split_sections(added)[1]) == ["brain", "local API under load", "skin"]
