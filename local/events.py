@@ -52,8 +52,10 @@ def proxy_event(
     base64_body: bool = False,
     request_id: str | None = None,
     api_key: str | None = None,
+    query: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """A proxy event for ``method path`` with ``body`` (text, or base64 when ``base64_body``)."""
+    """A proxy event for ``method path`` with ``body`` (text, or base64 when ``base64_body``) and the
+    query string's parameters (``query``: name → values, as ``urllib.parse.parse_qs`` gives them)."""
     event = copy.deepcopy(_BASE_EVENT)
     headers = {"Content-Type": "application/json", **(headers or {})}
     if isinstance(body, bytes):
@@ -70,6 +72,8 @@ def proxy_event(
         headers=headers,
         multiValueHeaders={k: [v] for k, v in headers.items()},
     )
+    if query:
+        event.update(queryStringParameters={k: v[-1] for k, v in query.items()}, multiValueQueryStringParameters=query)
     context = event["requestContext"]
     context.update(path=f"/{STAGE}{path}", resourcePath=path, httpMethod=method)
     if request_id is not None:

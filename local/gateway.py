@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Mapping
 
@@ -33,11 +34,12 @@ class Gateway(ThreadingHTTPServer):
     request_queue_size = 128  # listen backlog: 32 clients connecting at once must not overflow it
 
     def __init__(self, port: int, routes: Mapping[tuple[str, str], Invoker], api_keys: list[str],
-                 usage_plan: UsagePlan | None = None) -> None:
+                 usage_plan: UsagePlan | None = None, binary_media_types: tuple[str, ...] = ()) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.routes = dict(routes)
         self.api_keys = [key.encode() for key in api_keys]
         self.usage_plan = usage_plan
+        self.binary_media_types = binary_media_types
 
     def key_is_valid(self, presented: str | None) -> bool:
         if not presented:
@@ -79,7 +81,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._message(502, "Internal server error")
 
     def _route(self) -> None:
-        path = self.path.split("?", 1)[0]
+        path, _, query_string = self.path.partition("?")
+        query = urllib.parse.parse_qs(query_string, keep_blank_values=True) or None
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
@@ -108,13 +111,15 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(429, json.dumps({"message": refusal}).encode(),
                               {"x-amzn-ErrorType": _ERROR_TYPES[refusal]})
         headers = {name: value for name, value in self.headers.items()}
+        media_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        binary = media_type in self.server.binary_media_types
         try:
-            text_body: str | None = body.decode("utf-8") if body else None
-            event = proxy_event(path, text_body, method=self.command, headers=headers,
-                                request_id=self._request_id, api_key=api_key)
-        except UnicodeDecodeError:  # binary bodies travel base64-encoded, as API Gateway sends them
-            event = proxy_event(path, body, method=self.command, headers=headers, base64_body=True,
-                                request_id=self._request_id, api_key=api_key)
+            text_body: str | None = None if binary or not body else body.decode("utf-8")
+        except UnicodeDecodeError:
+            binary = True
+        # Binary media types and bodies that are not text travel base64-encoded, as API Gateway sends them.
+        event = proxy_event(path, body if binary else text_body, method=self.command, headers=headers,
+                            base64_body=binary, request_id=self._request_id, api_key=api_key, query=query)
         try:
             result = invoker(event)
         except TimeoutError:

@@ -185,10 +185,63 @@ def _first_test_path(task: str, **columns: str) -> str:
     return str(rows["path"].iloc[0])
 
 
+def _head_phantom() -> Any:
+    """A synthetic axial head slice in Hounsfield units: air, a skull ring, brain, ventricles."""
+    import numpy as np
+
+    y, x = np.mgrid[-1:1:128j, -1:1:128j]
+    radius = np.hypot(x / 0.8, y / 0.95)
+    hu = np.full(radius.shape, -1000.0)
+    hu[radius < 1.0] = 1000.0  # bone
+    hu[radius < 0.9] = 32.0  # brain
+    hu[(np.hypot((x - 0.15) / 0.08, y / 0.3) < 1) | (np.hypot((x + 0.15) / 0.08, y / 0.3) < 1)] = 8.0  # CSF
+    return hu
+
+
+def _phantom_ct() -> bytes:
+    """The phantom's grey levels under the brain window, stored back as HU with a rescale, as a scanner writes."""
+    import numpy as np
+
+    from .dicom_files import ct_in_hounsfield
+
+    return ct_in_hounsfield(np.clip(_head_phantom() / 80.0 * 255.0, 0, 255), level=40, width=80)
+
+
+def _dicom_event(path: str, data: bytes, **extra: Any) -> dict[str, Any]:
+    import base64
+
+    return json_event(path, {"image": base64.b64encode(data).decode("ascii"), **extra})
+
+
+def dicom_events(path: str, *, colour_ok: bool) -> Iterator[EventCase]:
+    """DICOM requests (synthetic files: no dataset needed)."""
+    import numpy as np
+    from pydicom.uid import JPEGLSLossless
+
+    from .dicom_files import secondary_capture, with_transfer_syntax, without_pixels
+
+    ct = _phantom_ct()
+    colour = np.stack([np.clip(_head_phantom() / 80.0 * 255.0, 0, 255).astype(np.uint8)] * 3, axis=-1)
+    yield "ok_dicom_ct.json", _dicom_event(path, ct), _expect(200)
+    yield ("ok_dicom_ct_raw_body.json",
+           proxy_event(path, ct, headers={"Content-Type": "application/dicom"}, base64_body=True,
+                       query={"explain": ["true"]}), _expect(200))
+    yield ("ok_dicom_colour.json" if colour_ok else "bad_dicom_colour.json", _dicom_event(path, secondary_capture(colour)),
+           _expect(200) if colour_ok else _expect(422, "unsupported_dicom_image"))
+    yield "bad_dicom_no_pixel_data.json", _dicom_event(path, without_pixels()), _expect(422, "dicom_without_pixel_data")
+    yield "bad_dicom_truncated.json", _dicom_event(path, ct[:-2000]), _expect(422, "corrupt_dicom")
+    yield ("bad_dicom_jpeg_ls.json", _dicom_event(path, with_transfer_syntax(ct, JPEGLSLossless)),
+           _expect(415, "unsupported_transfer_syntax"))
+    yield "bad_dicom_frame_out_of_range.json", _dicom_event(path, ct, frame=3), _expect(422, "frame_out_of_range")
+
+
 def brain_static() -> Iterator[EventCase]:
     yield from image_bad_events("/brain/predict")
     yield ("bad_unknown_modality.json", json_event("/brain/predict", {"image": "AAAA", "modality": "pet"}),
            _expect(422, "invalid_request"))
+    yield from dicom_events("/brain/predict", colour_ok=False)
+    yield ("bad_dicom_modality_mismatch.json", _dicom_event("/brain/predict", _phantom_ct(), modality="mri"),
+           _expect(422, "modality_mismatch"))
 
 
 def brain_generated() -> Iterator[EventCase]:
@@ -205,6 +258,7 @@ def skin_static() -> Iterator[EventCase]:
     yield from image_bad_events("/skin/predict")
     yield ("bad_explain_not_boolean.json", json_event("/skin/predict", {"image": "AAAA", "explain": "yes"}),
            _expect(422, "invalid_request"))
+    yield from dicom_events("/skin/predict", colour_ok=True)
 
 
 def skin_generated() -> Iterator[EventCase]:

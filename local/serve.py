@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .gateway import Gateway
 from .pool import EnvironmentPool
 from .ports import PortAllocator
-from .template import REPO_ROOT, FunctionSpec, function_specs, load_template
+from .template import REPO_ROOT, FunctionSpec, binary_media_types, function_specs, load_template
 from .usage_plan import Limits, UsagePlan
 
 DEFAULT_CONCURRENCY = 2
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     gateway_server.routes = {route: pool.invoke for pool in pools for route in pool.spec.routes}
     gateway_server.api_keys = [api_key.encode()]
     gateway_server.usage_plan = UsagePlan(limits)
+    gateway_server.binary_media_types = binary_media_types()
     port = gateway_server.server_address[1]
 
     failure: list[BaseException] = []

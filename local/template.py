@@ -77,3 +77,10 @@ def function_specs(path: Path = TEMPLATE) -> list[FunctionSpec]:
             )
         )
     return specs
+
+
+def binary_media_types(template: dict[str, Any] | None = None) -> tuple[str, ...]:
+    """The API's binary media types (``~1`` is how API Gateway writes ``/`` in them)."""
+    template = template or load_template()
+    api = next(r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Api")
+    return tuple(t.replace("~1", "/").lower() for t in api["Properties"].get("BinaryMediaTypes", []))

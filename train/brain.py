@@ -19,6 +19,7 @@ fixed square input, in training and in serving alike, and robustness to size and
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from typing import Any
 
@@ -388,8 +389,56 @@ Conversion ({metadata['conversion']['rule']}):
 {conversion}
 {quantised_note}
 {transfer.fine_tuning_text(metadata['training']['fine_tuning'], backbone_tuned=bool(metadata['training'].get('backbone_tuning')))}{transfer.backbone_tuning_text(metadata['training'].get('backbone_tuning'), metadata['training']['weights'])}{experiments_text(metadata['training'].get('experiments'))}
+{dicom_input_text()}
 """
     common.write_model_card(TASK, metadata, overview=overview, evaluation=evaluation)
+
+
+def dicom_input_text() -> str:
+    """The card's "DICOM input" section, from ``functions/brain/dicom_input.json`` (``python -m train.dicom_input``)."""
+    from train.dicom_input import OUT
+
+    if not OUT.is_file():
+        return ""
+    report = json.loads(OUT.read_text())
+    screen, trip = report["window_screen"], report["round_trip"]
+    measured = screen["measured"]
+    rows = "\n".join(
+        f"| {name}{' (applied)' if name == screen['closest'] else ''} | {c['level']} / {c['width']} | {c['parenchyma_grey']:.0f} | "
+        f"{c['white_to_grey_matter_levels']:.0f} | {'yes' if c['bone_clipped'] else 'no'} | {c['distance']:.1f} |"
+        for name, c in screen["candidates"].items())
+    agreement = "; ".join(f"{name.replace('_', ' ')} {t['agree']}/{t['images']} ({t['agreement']:.1%})" for name, t in trip.items())
+    return f"""
+### DICOM input
+
+`/brain/predict` also takes DICOM (`{{"image": "<base64 .dcm>"}}`, a URL, or the raw file as
+`Content-Type: application/dicom` with options in the query string). The file's `Modality` (CT / MR)
+sets the modality; a request that contradicts it gets 422 `modality_mismatch`. Pixels pass the
+modality LUT (rescale to Hounsfield units for CT), then one window: CT in HU gets the **brain window,
+level 40 / width 80 HU**, whatever window the file carries; MR the file's window or VOI LUT, else a
+0.5–99.5 percentile window; an 8-bit Secondary Capture without rescale or window is used as stored.
+MONOCHROME1 is inverted; a multi-frame file is scored on its middle frame unless `"frame"` says
+otherwise. The answer's `dicom` block names what was used (modality, size, frame, window, transfer
+syntax) and nothing else: identifying elements are not even read. Decoded: uncompressed (implicit /
+explicit little endian, explicit big endian), JPEG Baseline, JPEG 2000 and RLE; JPEG Lossless,
+JPEG-LS and 12-bit JPEG are refused (415 `unsupported_transfer_syntax`),
+since their decoders are either GPL (pylibjpeg-libjpeg, 13 MB installed) or larger than the image
+budget allows (GDCM, 42 MB).
+
+**Why that CT window** (`{report['command']}`). The training CT slices are JPEGs windowed by their
+exporter; their grey levels ({measured['images']} training images) put brain tissue at a median grey of
+{measured['tissue_median_grey']:.0f} (10th–90th percentile spread {measured['tissue_p10_p90_spread']:.0f} levels) and clip
+bone to white in {measured['share_of_images_with_bone_clipped']:.0%} of images. What each common window predicts for
+parenchyma (white matter 25 HU, grey matter 40 HU) and bone (700 HU):
+
+| window | level / width (HU) | parenchyma grey | white-to-grey-matter levels | bone clipped | distance to the JPEGs' tissue median |
+|---|---|---|---|---|---|
+{rows}
+
+**Round trip** through the function on the {trip['secondary_capture']['images']} test images (both sources), labels
+against the JPEG's: {agreement} (CT written as raw values with a rescale to HU and a bone window in the
+file; integer HU under an 80-HU window keep about 80 of the 256 grey levels, so a few borderline slices flip).
+"""
 
 
 def backbone_state(training: dict[str, Any]) -> str:

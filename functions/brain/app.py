@@ -1,7 +1,9 @@
 """POST /brain/predict — tumour vs healthy on one CT or MRI slice; MRI tumour type; optional CAM.
 
-Body: ``{"image": "<base64>"}`` or ``{"url": "https://…"}``, optional ``"modality": "ct" | "mri"``
-(predicted when absent) and ``"explain": true`` (class-activation heatmap PNG). Thresholds are per
+Body: ``{"image": "<base64>"}`` or ``{"url": "https://…"}`` of a PNG, JPEG or DICOM file, optional
+``"modality": "ct" | "mri"`` (from a DICOM file's Modality, else predicted when absent), ``"frame": N``
+(a multi-frame DICOM's frame; default the middle one) and ``"explain": true`` (class-activation
+heatmap PNG). Thresholds are per
 modality, chosen on validation for tumour recall >= 0.99, a margin over the 0.98 goal (see MODEL_CARD.md).
 """
 
@@ -11,33 +13,42 @@ from pathlib import Path
 from typing import Any
 
 from oncoserve_runtime import (
+    DICOM_MEDIA_TYPES,
+    FRAME_SCHEMA,
     ImagePreprocessing,
     ModelBundle,
     ModelHandle,
     Route,
     build_lambda_handler,
+    UnprocessableEntityError,
     cam_overlay,
-    image_from_body,
     image_request_schema,
     probabilities_by_label,
+    scan_from_body,
     to_grey_rgb,
 )
 
 MODEL = ModelHandle(Path(__file__).parent / "model")
 MODEL.warm()
 
-SCHEMA = image_request_schema(modality={"enum": ["ct", "mri"]}, explain={"type": "boolean"})
+SCHEMA = image_request_schema(modality={"enum": ["ct", "mri"]}, explain={"type": "boolean"}, frame=FRAME_SCHEMA)
 
 
 def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     output = model.metadata["output"]
-    image = to_grey_rgb(image_from_body(body, min_side=16))
+    scan = scan_from_body(body, min_side=16)
+    if scan.modality and body.get("modality", scan.modality) != scan.modality:
+        raise UnprocessableEntityError(
+            "modality_mismatch", f"The request says {body['modality']!r} but the DICOM file is {scan.dicom['modality']}.")
+    image = to_grey_rgb(scan.image)
     batch = ImagePreprocessing.for_model(model).to_array(image)
     outputs = model.run(batch)
 
     modality_p = outputs[output["modality_tensor"]][0]
     if "modality" in body:
         modality = {"value": body["modality"], "source": "request"}
+    elif scan.modality:
+        modality = {"value": scan.modality, "source": "dicom"}
     else:
         best = int(modality_p.argmax())
         modality = {"value": output["modality_labels"][best], "source": "predicted", "probability": float(modality_p[best])}
@@ -57,7 +68,9 @@ def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
                                   "probabilities": probabilities_by_label(output["type_labels"], type_p)}
     if body.get("explain"):
         response["explanation"] = cam_overlay(image, outputs[output["cam_tensor"]][0])
+    if scan.dicom:
+        response["dicom"] = scan.dicom
     return response
 
 
-lambda_handler = build_lambda_handler("brain", MODEL, [Route("/brain/predict", SCHEMA, predict)])
+lambda_handler = build_lambda_handler("brain", MODEL, [Route("/brain/predict", SCHEMA, predict, binary_types=DICOM_MEDIA_TYPES)])

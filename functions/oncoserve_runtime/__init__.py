@@ -21,17 +21,28 @@ from .fetch import fetch_url, is_public_address, plan_fetch
 from .handler import Route, build_lambda_handler
 from .heatmaps import colour_ramp, overlay_png_base64
 from .images import decode_image, to_grey_rgb
-from .inputs import EXPRESSION_REQUEST_SCHEMA, expression_vector, image_from_body, image_request_schema
+from .inputs import (
+    DICOM_MEDIA_TYPES,
+    EXPRESSION_REQUEST_SCHEMA,
+    FRAME_SCHEMA,
+    ScanImage,
+    expression_vector,
+    image_from_body,
+    image_request_schema,
+    scan_from_body,
+)
 from .model import ModelBundle, ModelHandle, sha256_of
 from .observability import logger, metrics, tracer
 from .predictions import binary_prediction, probabilities_by_label
 from .preprocessing import ImagePreprocessing
-from .requests import parse_json_body, validate_body
+from .requests import parse_body, parse_json_body, validate_body
 
 __all__ = [
     "ApiError",
     "BadRequestError",
+    "DICOM_MEDIA_TYPES",
     "EXPRESSION_REQUEST_SCHEMA",
+    "FRAME_SCHEMA",
     "ImagePreprocessing",
     "MethodNotAllowedError",
     "ModelBundle",
@@ -40,6 +51,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "Route",
+    "ScanImage",
     "UnprocessableEntityError",
     "UnsupportedMediaTypeError",
     "UpstreamFetchError",
@@ -57,9 +69,11 @@ __all__ = [
     "metrics",
     "normalise_cam",
     "overlay_png_base64",
+    "parse_body",
     "parse_json_body",
     "plan_fetch",
     "probabilities_by_label",
+    "scan_from_body",
     "sha256_of",
     "to_grey_rgb",
     "tracer",

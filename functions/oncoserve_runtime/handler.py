@@ -17,7 +17,7 @@ from . import responses
 from .errors import ApiError, MethodNotAllowedError, NotFoundError
 from .model import ModelBundle, ModelHandle
 from .observability import logger, metrics, tracer
-from .requests import parse_json_body, validate_body
+from .requests import parse_body, validate_body
 
 Predict = Callable[[dict[str, Any], ModelBundle], dict[str, Any]]
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -25,12 +25,14 @@ LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 @dataclass(frozen=True)
 class Route:
-    """``POST path``: validate the body against ``schema``, then ``predict(body, model)``."""
+    """``POST path``: validate the body against ``schema``, then ``predict(body, model)``. A route
+    with ``binary_types`` also takes a raw file of those media types as the body."""
 
     path: str
     schema: Mapping[str, Any]
     predict: Predict
     method: str = "POST"
+    binary_types: tuple[str, ...] = ()
 
 
 def _route_for(event: dict[str, Any], routes: Mapping[str, Route]) -> Route:
@@ -62,7 +64,7 @@ def build_lambda_handler(task: str, model: ModelHandle, routes: list[Route]) -> 
             route = _route_for(event, by_path)
             bundle = model.get()
             logger.append_keys(route=route.path, model_version=bundle.metadata["version"])
-            body = parse_json_body(event)
+            body = parse_body(event, dict(route.schema), route.binary_types)
             validate_body(body, dict(route.schema))
             result = route.predict(body, bundle)
             response = responses.ok({"task": task, "model": bundle.info, **result})

@@ -16,6 +16,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from .errors import PayloadTooLargeError, UnprocessableEntityError, UnsupportedMediaTypeError
 
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG"})
+MAX_DICOM_FRAMES = 1024
 # 4096 x 4096: above the 2048 x 2048 regions we serve, far below what would exhaust Lambda memory.
 DEFAULT_MAX_PIXELS = 4096 * 4096
 
@@ -61,6 +62,8 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side:
     UnprocessableEntityError
         ``corrupt_image`` (truncated or undecodable) or ``image_too_small``.
     """
+    if looks_like_dicom(data):  # its preamble often reads as a TIFF header: say what it really is
+        raise UnsupportedMediaTypeError("unsupported_image_format", "DICOM is not accepted on this route; send PNG or JPEG.")
     try:
         with warnings.catch_warnings():
             # Pillow's own bomb check warns, then errors at 2x its limit; ours runs first.
@@ -95,6 +98,13 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side:
         raise PayloadTooLargeError("image_too_large", "The image has too many pixels.")
     except (OSError, ValueError, SyntaxError) as exc:
         raise UnprocessableEntityError("corrupt_image", f"The image cannot be decoded (truncated?): {exc}.")
+
+
+def looks_like_dicom(data: bytes) -> bool:
+    """A DICOM Part 10 file ("DICM" after the 128-byte preamble, which may itself look like a TIFF
+    header), or a bare data set that starts with a group 0008 element in either byte order (files
+    written without a file meta header)."""
+    return data[128:132] == b"DICM" or data[:2] in (b"\x08\x00", b"\x00\x08")
 
 
 def to_grey_rgb(image: Image.Image) -> Image.Image:

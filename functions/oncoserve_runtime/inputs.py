@@ -6,6 +6,7 @@ import base64
 import binascii
 import os
 import re
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -13,13 +14,16 @@ from PIL import Image
 
 from .errors import BadRequestError, PayloadTooLargeError, UnprocessableEntityError
 from .fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, fetch_url
-from .images import DEFAULT_MAX_PIXELS, decode_image
+from .images import DEFAULT_MAX_PIXELS, MAX_DICOM_FRAMES, decode_image, looks_like_dicom
 
 MAX_IMAGE_BYTES = DEFAULT_MAX_BYTES
 # Expression values beyond this are typos or overflow, not measurements (Golub raw max ~7e4).
 MAX_ABS_EXPRESSION = 1e7
 _DATA_URL_PREFIX = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
 _LISTED = 20  # how many missing/unknown genes an error names
+# The request option of routes that take DICOM: which frame of a multi-frame file to score.
+DICOM_MEDIA_TYPES = ("application/dicom",)  # also sent as the raw body (the API's binary media type)
+FRAME_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_DICOM_FRAMES - 1}
 
 
 def image_request_schema(**extra_properties: dict[str, Any]) -> dict[str, Any]:
@@ -62,14 +66,41 @@ def _decode_base64_image(text: str) -> bytes:
         raise BadRequestError("invalid_base64", "'image' is not valid base64.")
 
 
-def image_from_body(body: dict[str, Any], *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = 1) -> Image.Image:
-    """The request's image as RGB, from inline base64 or a guarded URL fetch (see :mod:`.fetch`)."""
+def _image_bytes(body: dict[str, Any]) -> bytes:
     if "image" in body:
-        data = _decode_base64_image(body["image"])
-    else:
-        timeout_s = float(os.environ.get("ONCOSERVE_URL_TIMEOUT_S", DEFAULT_TIMEOUT_S))
-        data = fetch_url(body["url"], timeout_s=timeout_s, max_bytes=MAX_IMAGE_BYTES)
-    return decode_image(data, max_pixels=max_pixels, min_side=min_side)
+        return _decode_base64_image(body["image"])
+    timeout_s = float(os.environ.get("ONCOSERVE_URL_TIMEOUT_S", DEFAULT_TIMEOUT_S))
+    return fetch_url(body["url"], timeout_s=timeout_s, max_bytes=MAX_IMAGE_BYTES)
+
+
+def image_from_body(body: dict[str, Any], *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = 1) -> Image.Image:
+    """The request's PNG/JPEG image as RGB, from inline base64 or a guarded URL fetch (see :mod:`.fetch`)."""
+    return decode_image(_image_bytes(body), max_pixels=max_pixels, min_side=min_side)
+
+
+@dataclass(frozen=True)
+class ScanImage:
+    """An image from a route that also takes DICOM: what the file said, when it was DICOM."""
+
+    image: Image.Image
+    dicom: dict[str, Any] | None = None  # modality, size, frame, window, transfer syntax: no identifying data
+    modality: str | None = None  # "ct" / "mri" from the DICOM Modality
+
+
+def scan_from_body(body: dict[str, Any], *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = 1,
+                   colour_dicom: bool = False) -> ScanImage:
+    """Like :func:`image_from_body`, and DICOM too, recognised by its content (see :mod:`.dicom`)."""
+    data = _image_bytes(body)
+    if looks_like_dicom(data):
+        from .dicom import decode_dicom  # pydicom loads only for DICOM requests
+
+        scan = decode_dicom(data, frame=body.get("frame"), max_pixels=max_pixels, min_side=min_side,
+                            allow_colour=colour_dicom)
+        return ScanImage(scan.image, scan.info, scan.modality)
+    if "frame" in body:
+        raise UnprocessableEntityError("invalid_request", "body.frame applies to DICOM files only.",
+                                       details={"field": "body.frame", "rule": "dicom_only"})
+    return ScanImage(decode_image(data, max_pixels=max_pixels, min_side=min_side))
 
 
 def expression_vector(

@@ -1,6 +1,7 @@
 """POST /skin/predict — melanoma vs benign on a dermoscopy image; optional class-activation map.
 
-Body: ``{"image": "<base64>"}`` or ``{"url": "https://…"}``, optional ``"explain": true``. The
+Body: ``{"image": "<base64>"}`` or ``{"url": "https://…"}`` of a PNG, JPEG or DICOM file (colour
+or greyscale; ``"frame": N`` picks a multi-frame file's frame), optional ``"explain": true``. The
 threshold was chosen on validation for melanoma sensitivity >= 0.90 (see MODEL_CARD.md).
 """
 
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from oncoserve_runtime import (
+    DICOM_MEDIA_TYPES,
+    FRAME_SCHEMA,
     ImagePreprocessing,
     ModelBundle,
     ModelHandle,
@@ -17,8 +20,8 @@ from oncoserve_runtime import (
     binary_prediction,
     build_lambda_handler,
     cam_overlay,
-    image_from_body,
     image_request_schema,
+    scan_from_body,
 )
 
 MODEL = ModelHandle(Path(__file__).parent / "model")
@@ -27,15 +30,20 @@ MODEL.warm()
 
 def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     output = model.metadata["output"]
-    image = image_from_body(body, min_side=16)
+    scan = scan_from_body(body, min_side=16, colour_dicom=True)
+    image = scan.image
     batch = ImagePreprocessing.for_model(model).to_array(image)
     outputs = model.run(batch)
     response = binary_prediction(model, outputs[output["tensor"]][0])
     if body.get("explain"):
         response["explanation"] = cam_overlay(image, outputs[output["cam_tensor"]][0])
+    if scan.dicom:
+        response["dicom"] = scan.dicom
     return response
 
 
 lambda_handler = build_lambda_handler(
-    "skin", MODEL, [Route("/skin/predict", image_request_schema(explain={"type": "boolean"}), predict)]
+    "skin", MODEL,
+    [Route("/skin/predict", image_request_schema(explain={"type": "boolean"}, frame=FRAME_SCHEMA), predict,
+           binary_types=DICOM_MEDIA_TYPES)]
 )

@@ -1,5 +1,6 @@
 """The local front door: API-key enforcement and HTTP ⇄ proxy-event translation (loopback only)."""
 
+import base64
 import json
 import threading
 import urllib.error
@@ -42,8 +43,8 @@ def gateway():
     server.server_close()
 
 
-def call(url, body=b"{}", key=KEY, method="POST"):
-    headers = {"Content-Type": "application/json"}
+def call(url, body=b"{}", key=KEY, method="POST", content_type="application/json"):
+    headers = {"Content-Type": content_type}
     if key is not None:
         headers["x-api-key"] = key
     request = urllib.request.Request(url, data=body, method=method, headers=headers)
@@ -131,3 +132,21 @@ def test_requests_without_the_key_do_not_use_the_plan(gateway):
     for _ in range(3):
         assert call(base + "/echo/predict", key=None)[0] == 403
     assert call(base + "/echo/predict")[0] == 201
+
+
+def test_binary_media_types_travel_base64_with_the_query_string(gateway):
+    base, seen, server = gateway
+    server.binary_media_types = ("application/dicom",)
+    call(base + "/echo/predict?explain=true&frame=2", body=b"plain ascii, still binary", content_type="application/dicom")
+    event = seen[-1]
+    assert event["isBase64Encoded"] is True and base64.b64decode(event["body"]) == b"plain ascii, still binary"
+    assert event["queryStringParameters"] == {"explain": "true", "frame": "2"}
+    assert event["multiValueQueryStringParameters"] == {"explain": ["true"], "frame": ["2"]}
+    call(base + "/echo/predict", body=b'{"a": 1}')
+    assert seen[-1]["isBase64Encoded"] is False and seen[-1]["queryStringParameters"] is None
+
+
+def test_the_local_api_takes_the_templates_binary_media_types():
+    from local.template import binary_media_types
+
+    assert binary_media_types() == ("application/dicom",)
