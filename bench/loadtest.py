@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +126,6 @@ def measure(seconds: int, max_requests: int, soak_requests: int) -> dict[str, An
 
 
 def every_route_answers(api: LocalApi, key: str) -> bool:
-    import urllib.request
-
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     for route, body in sample_bodies().items():
         request = urllib.request.Request(api.url + route, data=body, method="POST",

@@ -146,10 +146,15 @@ class EnvironmentPool:
                   f"({reason}); the next request starts a fresh one")
 
 
-def stop_all(environments: list[EmulatedFunction]) -> None:
-    """Stop environments side by side, so that shutting down takes one grace period, not one each."""
-    threads = [threading.Thread(target=environment.stop) for environment in environments]
+def side_by_side(calls: list[Callable[[], None]]) -> None:
+    """Run ``calls`` in parallel threads and wait for all: stopping many environments then takes
+    one grace period, not one each."""
+    threads = [threading.Thread(target=call) for call in calls]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def stop_all(environments: list[EmulatedFunction]) -> None:
+    side_by_side([environment.stop for environment in environments])

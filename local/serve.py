@@ -11,6 +11,7 @@ and printed. The usage plan is the template's (``ONCOSERVE_THROTTLE_RATE_LIMIT``
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import secrets
 import signal
@@ -19,7 +20,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from .gateway import Gateway
-from .pool import EnvironmentPool
+from .pool import EnvironmentPool, side_by_side
 from .ports import PortAllocator
 from .template import REPO_ROOT, FunctionSpec, binary_media_types, function_specs, load_template
 from .usage_plan import Limits, UsagePlan
@@ -58,11 +59,7 @@ def start_pools(specs: list[FunctionSpec], concurrency: dict[str, int], ports: P
 
 
 def stop_pools(pools: list[EnvironmentPool]) -> None:
-    threads = [threading.Thread(target=pool.stop) for pool in pools]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    side_by_side([pool.stop for pool in pools])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         limits = Limits.from_template(load_template())
         gateway_server = Gateway(args.port, {}, [])
     except (ValueError, OSError) as exc:
-        reason = f"127.0.0.1:{args.port} is already in use (set PORT)" if isinstance(exc, OSError) else exc
+        in_use = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+        reason = f"127.0.0.1:{args.port} is already in use (set PORT)" if in_use else exc
         print(f"error: the local API cannot start: {reason}", file=sys.stderr, flush=True)
         return 2
 
