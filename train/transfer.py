@@ -36,14 +36,16 @@ from train import common
 
 DEFAULT_WEIGHTS = {
     "mobilenet_v2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+    "efficientnet_lite0": "efficientnet_lite0_imagenet.npz",
+    "efficientnet_lite2": "efficientnet_lite2_imagenet.npz",
 }
 
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    constructor: str  # keras.applications attribute
+    constructor: str  # keras.applications attribute, or "efficientnet_lite:<variant>" (train/efficientnet_lite.py)
     input_size: int
-    scaling: str  # in-graph: "tf" (x/127.5 - 1), "caffe" (BGR, ImageNet means), "none" (model scales itself)
+    scaling: str  # in-graph: "tf" (x/127.5 - 1), "lite" ((x-127)/128), "caffe" (BGR, ImageNet means), "none" (model scales itself)
     fine_tune_from: str  # first layer of the last stage: CPU fine-tuning trains from its input onwards
 
 
@@ -53,7 +55,32 @@ BACKBONES = {
     "vgg16": BackboneSpec("VGG16", 224, "caffe", "block5_conv1"),
     "resnet50": BackboneSpec("ResNet50", 224, "caffe", "conv5_block1_1_conv"),
     "efficientnet_b0": BackboneSpec("EfficientNetB0", 224, "none", "block7a_expand_conv"),
+    # Cut after the first (stride-2) block of stage 6, at 7x7 as MobileNetV2's block_14_expand.
+    "efficientnet_lite0": BackboneSpec("efficientnet_lite:lite0", 224, "lite", "block6b_expand_conv"),
+    "efficientnet_lite2": BackboneSpec("efficientnet_lite:lite2", 260, "lite", "block6b_expand_conv"),
 }
+
+
+def backbone_constructor(spec: BackboneSpec):
+    """``constructor(include_top=, weights=, input_shape=)`` for a spec: keras.applications or our port."""
+    import keras
+
+    if spec.constructor.startswith("efficientnet_lite:"):
+        from train import efficientnet_lite
+
+        variant = spec.constructor.split(":", 1)[1]
+
+        def build(*, include_top: bool, weights: str | None, input_shape: tuple[int, int, int]):
+            if weights == "imagenet":
+                raise ValueError("EfficientNet-Lite has no Keras download; pass the .npz (--weights default)")
+            if weights is not None and not str(weights).endswith(".npz"):
+                model = efficientnet_lite.build(variant, include_top=include_top, input_shape=input_shape)
+                model.load_weights(weights)  # Keras weights of a tuned backbone
+                return model
+            return efficientnet_lite.build(variant, include_top=include_top, weights=weights, input_shape=input_shape)
+
+        return build
+    return getattr(keras.applications, spec.constructor)
 
 
 def resolve_weights(name: str, weights: str | None) -> str | None:
@@ -132,6 +159,10 @@ def build_feature_extractor(name: str, weights: str | None, *, colour_constancy:
         def call(self, x):
             if self.mode == "tf":
                 return x / 127.5 - 1.0
+            if self.mode == "lite":
+                from train.efficientnet_lite import INPUT_MEAN, INPUT_SCALE
+
+                return (x - INPUT_MEAN) / INPUT_SCALE
             if self.mode == "caffe":
                 return ops.flip(x, axis=-1) - np.array([103.939, 116.779, 123.68], dtype="float32")
             return x
@@ -140,7 +171,7 @@ def build_feature_extractor(name: str, weights: str | None, *, colour_constancy:
             return {**super().get_config(), "mode": self.mode}
 
     size = input_size or spec.input_size
-    constructor = getattr(keras.applications, spec.constructor)
+    constructor = backbone_constructor(spec)
     backbone = constructor(include_top=False, weights=resolve_weights(name, weights), input_shape=(size, size, 3))
     backbone.trainable = False
     inputs = keras.Input((source_size or size, source_size or size, 3), name="image")
