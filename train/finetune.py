@@ -170,7 +170,10 @@ def unpack(path: Path) -> dict[str, np.ndarray]:
 
 def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str | None, learning_rates: list[float],
         epochs: int, batch_size: int, out: Path, seed: int, input_size: int | None = None,
-        pack_path: Path | None = None) -> dict[str, Any]:
+        pack_path: Path | None = None, resume: bool = False, max_epochs_now: int | None = None) -> dict[str, Any] | None:
+    """Tune, keep the best rate's weights and write ``finetune.json``. Each rate's progress is kept
+    under ``out/state/`` after every epoch; ``resume`` carries on from it (otherwise it is cleared),
+    and ``max_epochs_now`` stops after that many epochs in this call (returns None until done)."""
     import keras
 
     spec = SPECS[task]
@@ -178,6 +181,8 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
     split = arrays["split"]
     val = {k: v[split == "val"] for k, v in arrays.items() if k != "images"}
     started, runs, best = time.time(), {}, None
+    if not resume and (out / "state").exists():
+        shutil.rmtree(out / "state")
     for rate in learning_rates:
         print(f"{task}: learning rate {rate:g}, {epochs} epochs", flush=True)
         extractor = transfer.build_feature_extractor(backbone, weights, colour_constancy=spec.colour_constancy,
@@ -195,7 +200,11 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
             extractor, arrays["images"], {name: arrays[name] for name in spec.targets}, split,
             score=lambda outputs: spec.score(outputs, val), augmentation=spec.augmentation(seed),
             learning_rate=rate, epochs=epochs, seed=seed, patience=epochs, batch_size=batch_size, cosine_decay=True,
-            on_improvement=checkpoint)
+            on_improvement=checkpoint, state_dir=out / "state" / f"lr{rate:g}", max_epochs_now=max_epochs_now)
+        if not summary["complete"]:
+            print(f"stopped after epoch {summary['epochs_run']} of {epochs}: run the same command with --resume "
+                  "to carry on", flush=True)
+            return None
         runs[f"{rate:g}"] = summary
         # `checkpoint` has already written this rate's best epoch if it beat the earlier rates.
         if best is None or max(summary["val_score"]) > best[0]:
@@ -208,7 +217,7 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
               "runs": runs, "base_weights_sha256": file_sha256(transfer.resolve_weights(backbone, weights)),
               "weights_sha256": file_sha256(out / WEIGHTS_FILE), "keras": keras.__version__,
               "keras_backend": keras.backend.backend(), "device": device_name(),
-              "seconds": round(time.time() - started, 1),
+              "seconds": round(time.time() - started, 1) if not resume else sum(r["seconds"] for r in runs.values()),
               "command": tuning_command(task, keras.backend.backend(), list(runs), epochs=epochs, batch_size=batch_size,
                                         seed=seed, input_size=input_size, weights=weights, pack_path=pack_path)}
     (out / SUMMARY_FILE).write_text(json.dumps(record, indent=2) + "\n")
@@ -292,6 +301,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: build/<task>/finetuned")
     parser.add_argument("--seed", type=int, default=None,
                         help="default: the task's shipped run; another seed tunes another member for an ensemble")
+    parser.add_argument("--resume", action="store_true", help="run: carry on from the state an earlier call left in --out")
+    parser.add_argument("--max-epochs-now", type=int, default=None,
+                        help="run: stop after this many tuned epochs in this call (resume later with --resume)")
     args = parser.parse_args(argv)
     if args.step == "pack":
         pack(args.task, args.backbone, args.weights, input_size=args.input_size)
@@ -302,7 +314,8 @@ def main(argv: list[str] | None = None) -> None:
     run(args.task, arrays, backbone=args.backbone, weights=args.weights,
         learning_rates=args.learning_rates or list(spec.learning_rates), epochs=args.epochs or spec.epochs,
         batch_size=args.batch_size or spec.batch_size, out=args.out or common.build_dir(args.task) / "finetuned",
-        seed=spec.seed if args.seed is None else args.seed, input_size=args.input_size, pack_path=args.pack)
+        seed=spec.seed if args.seed is None else args.seed, input_size=args.input_size, pack_path=args.pack,
+        resume=args.resume, max_epochs_now=args.max_epochs_now)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ EfficientNetB0, ResNet50 when their weights are given (a file path, or Keras' ca
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -381,7 +382,8 @@ def anatomy_augmentation(seed: int):
 def fine_tune_whole_backbone(extractor, images: np.ndarray, targets: dict[str, np.ndarray], split: np.ndarray, *,
                              score, augmentation, learning_rate: float, epochs: int, seed: int, head_epochs: int = 2,
                              patience: int = 3, batch_size: int = 32, cosine_decay: bool = False,
-                             on_improvement=None) -> dict[str, Any]:
+                             on_improvement=None, state_dir: Path | None = None,
+                             max_epochs_now: int | None = None) -> dict[str, Any]:
     """Train every layer of ``extractor``'s backbone in place (batch norm frozen) on augmented
     training images, through temporary softmax heads, one per target (class indices; -1 = no label
     for that head, ignored by its loss): ``head_epochs`` with the backbone frozen first (random heads
@@ -390,7 +392,14 @@ def fine_tune_whole_backbone(extractor, images: np.ndarray, targets: dict[str, n
     validation outputs (a dict: target → softmax probabilities); the best tuned epoch's weights are
     restored (and ``on_improvement(epoch, score)`` called each time the best improves, e.g. to
     checkpoint a run that may be cut off). A single target is class-weighted (Keras weights classes for single-output models
-    only). About 2.5 minutes per epoch of 4,466 images on 2 CPU cores."""
+    only). About 2.5 minutes per epoch of 4,466 images on 2 CPU cores.
+
+    Resumable (``state_dir``): after every tuned epoch the model, the optimizer (moments and step, so
+    the cosine schedule goes on where it stopped), the best epoch's weights and the scores are
+    written there; a later call with the same ``state_dir`` and settings carries on from them.
+    ``max_epochs_now`` stops after that many tuned epochs in this call (``"complete": False`` in
+    the summary), so a run can span calls or sessions. Each chunk re-seeds with the epoch it starts
+    at: a resumed run is reproducible chunk for chunk, not bitwise equal to one uninterrupted run."""
     import keras
     from keras import layers
 
@@ -424,32 +433,102 @@ def fine_tune_whole_backbone(extractor, images: np.ndarray, targets: dict[str, n
         print(f"  validation score {value:.4f} ({time.time() - started:.0f} s)", flush=True)
         return value
 
-    compile_with(1e-3, backbone_trainable=False)
-    head_scores = [one_epoch() for _ in range(head_epochs)]
+    settings = {"learning_rate": learning_rate, "epochs": epochs, "seed": seed, "head_epochs": head_epochs,
+                "batch_size": batch_size, "cosine_decay": cosine_decay, "train_images": int(len(x_train))}
+    state = TuningState(state_dir, settings) if state_dir is not None else None
+    resumed = state.load() if state is not None else None
+    best = {"score": -np.inf, "weights": None, "epoch": 0}
+    if resumed is None:
+        compile_with(1e-3, backbone_trainable=False)
+        head_scores = [one_epoch() for _ in range(head_epochs)]
+        scores: list[float] = []
+    else:
+        head_scores, scores, losses[:] = resumed["head_scores"], resumed["scores"], resumed["losses"]
+        started -= resumed["seconds"]  # elapsed time counts every call
+        print(f"  resuming after tuned epoch {len(scores)} of {epochs} ({state_dir})", flush=True)
     # Unfreezing usually costs validation score for an epoch or two before it pays: the best epoch
     # is chosen among the tuned ones, with patience counted from the first of them.
-    best = {"score": -np.inf, "weights": None, "epoch": 0}
     compile_with(learning_rate, backbone_trainable=True, decay_epochs=epochs if cosine_decay else 0)
+    if resumed is not None:
+        model.optimizer.build(model.trainable_variables)
+        state.restore(model, best)
+        common.seed_everything(seed + len(scores))
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     print(f"  fine-tuning {trainable:,} weights on {len(x_train):,} augmented images per epoch", flush=True)
-    scores = []
-    for epoch in range(1, epochs + 1):
+    stopped_early = bool(scores) and len(scores) - best["epoch"] >= patience
+    now = 0
+    for epoch in range(len(scores) + 1, epochs + 1):
+        if stopped_early or (max_epochs_now is not None and now >= max_epochs_now):
+            break
         scores.append(one_epoch())
+        now += 1
         if scores[-1] > best["score"]:
             best = {"score": scores[-1], "weights": model.get_weights(), "epoch": epoch}
             if on_improvement is not None:
                 on_improvement(epoch, scores[-1])
         elif epoch - best["epoch"] >= patience:
-            break
+            stopped_early = True
+        if state is not None:
+            state.save(model, best, head_scores=head_scores, scores=scores, losses=losses,
+                       seconds=round(time.time() - started, 1))
+    complete = stopped_early or len(scores) == epochs
     model.set_weights(best["weights"])
     backbone.trainable = False
-    return {"run": True, "from_layer": "all layers", "head_epochs": head_epochs, "epochs_run": len(scores),
+    return {"run": True, "complete": complete, "seconds": round(time.time() - started, 1), "from_layer": "all layers",
+            "head_epochs": head_epochs, "epochs_run": len(scores),
             "best_epoch": best["epoch"], "learning_rate": learning_rate,
             "schedule": "cosine decay to 0" if cosine_decay else "constant", "trainable_weights": trainable,
             "val_score_head_only": round(head_scores[-1], 4), "val_score": [round(v, 4) for v in scores],
             "train_loss": losses[head_epochs:],
             "augmentation": augmentation_text(augmentation),
             "rule": "all backbone layers trained end to end (batch norm frozen), best validation score restored"}
+
+
+class TuningState:
+    """What ``fine_tune_whole_backbone`` needs to carry on in a later call: the model's and the
+    optimizer's variables after the last tuned epoch, the best epoch's weights, and the scores so far,
+    under one folder, for one set of settings (a state written with others is not resumed)."""
+
+    def __init__(self, folder: Path, settings: dict[str, Any]) -> None:
+        self.folder, self.settings = Path(folder), settings
+
+    def load(self) -> dict[str, Any] | None:
+        path = self.folder / "state.json"
+        if not path.is_file():
+            return None
+        recorded = json.loads(path.read_text())
+        if recorded["settings"] != self.settings:
+            raise ValueError(f"{path} was written with {recorded['settings']}, not {self.settings}: "
+                             "remove it or run with the same settings")
+        return recorded
+
+    def restore(self, model, best: dict[str, Any]) -> None:
+        recorded = self.load()
+        model.load_weights(self.folder / recorded["files"]["best"])
+        best.update(score=recorded["best_score"], epoch=recorded["best_epoch"], weights=model.get_weights())
+        model.load_weights(self.folder / recorded["files"]["last"])
+        with np.load(self.folder / recorded["files"]["optimizer"]) as stored:
+            for i, variable in enumerate(model.optimizer.variables):
+                variable.assign(stored[f"v{i}"])
+
+    def save(self, model, best: dict[str, Any], **history: Any) -> None:
+        """Files named by epoch, then ``state.json`` (atomically) pointing at them, then the old files
+        removed: a call cut off anywhere resumes from a consistent epoch."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        epoch = len(history["scores"])
+        files = {"last": f"epoch{epoch}.weights.h5", "optimizer": f"epoch{epoch}.optimizer.npz",
+                 "best": f"best-epoch{best['epoch']}.weights.h5"}
+        model.save_weights(self.folder / files["last"])
+        if best["epoch"] == epoch:  # this epoch is the best: its weights are the model's
+            model.save_weights(self.folder / files["best"])
+        np.savez(self.folder / files["optimizer"], **{f"v{i}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)})
+        partial = self.folder / "state.json.partial"
+        partial.write_text(json.dumps({"settings": self.settings, "best_score": best["score"], "best_epoch": best["epoch"],
+                                       "files": files, **history}, indent=1))
+        partial.replace(self.folder / "state.json")
+        for path in self.folder.iterdir():
+            if path.name not in (*files.values(), "state.json"):
+                path.unlink()
 
 
 def augmentation_text(augmentation) -> str:

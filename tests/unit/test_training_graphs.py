@@ -3,6 +3,8 @@ and conversion keeps it (float32 TFLite within the parity bound)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -347,3 +349,37 @@ def test_skin_feature_caches_are_named_by_input_size_except_at_the_backbone_defa
 
     assert tag(224) == "mobilenet_v2_random_sog"  # the names caches had before sizes could change
     assert tag(256) == "mobilenet_v2_random_sog_px256"
+
+
+def test_whole_backbone_tuning_resumes_in_chunks_where_it_stopped(shared_data, tmp_path):
+    # GIVEN a 2-epoch cosine run cut into chunks of one epoch, WHEN the second call resumes from the
+    # state folder, THEN the scores, best epoch and optimizer step carry on as in one run, and the
+    # same chunks from the same start give the same weights.
+    from train import transfer
+
+    images = np.random.default_rng(0).uniform(0, 255, (8, 96, 96, 3)).astype(np.float32)
+    labels, split = np.array([0, 1] * 4), np.array(["train"] * 6 + ["val"] * 2)
+
+    def tune(extractor, folder, scores, seed=0):
+        return transfer.fine_tune_whole_backbone(
+            extractor, images, {"melanoma": labels}, split, score=lambda outputs: next(scores),
+            augmentation=transfer.dermoscopy_augmentation(0), learning_rate=1e-4, epochs=2, seed=seed, head_epochs=1,
+            patience=3, batch_size=3, cosine_decay=True, state_dir=folder, max_epochs_now=1)
+
+    def chunked(folder):
+        extractor = transfer.build_feature_extractor("mobilenet_v2", None, input_size=96)
+        planned = iter([0.5, 0.9, 0.6])  # head epoch, then tuned epochs 1-2: the best is epoch 1
+        summaries = [tune(extractor, folder, planned) for _ in range(2)]
+        return summaries, np.array(transfer.backbone_of(extractor).get_layer("Conv1").kernel)
+
+    summaries, kernel = chunked(tmp_path / "a")
+    assert [s["complete"] for s in summaries] == [False, True]
+    assert summaries[-1]["val_score"] == [0.9, 0.6] and summaries[-1]["best_epoch"] == 1
+    state = json.loads((tmp_path / "a" / "state.json").read_text())
+    assert state["files"]["best"] == "best-epoch1.weights.h5" and len(list((tmp_path / "a").iterdir())) == 4
+    with np.load(tmp_path / "a" / state["files"]["optimizer"]) as stored:
+        assert int(stored["v0"]) == 2 * 2  # Adam's step: two tuned epochs of two batches, across the calls
+    assert np.array_equal(kernel, chunked(tmp_path / "b")[1])
+    with pytest.raises(ValueError, match="settings"):
+        tune(transfer.build_feature_extractor("mobilenet_v2", None, input_size=96), tmp_path / "a", iter([0.5]),
+             seed=1)
