@@ -29,7 +29,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_rescale, apply_voi_lut, pixel_array
 from pydicom.uid import UID
 
-from .errors import PayloadTooLargeError, UnprocessableEntityError, UnsupportedMediaTypeError
+from .errors import ApiError, PayloadTooLargeError, UnprocessableEntityError, UnsupportedMediaTypeError
 from .images import MAX_DICOM_FRAMES
 
 # pydicom warns (and logs) about odd element values, quoting them: never let a value reach a log.
@@ -83,7 +83,7 @@ def _read(data: bytes) -> pydicom.Dataset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return pydicom.dcmread(io.BytesIO(data), force=True, specific_tags=_READ_TAGS)
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, OverflowError) as exc:
+    except InvalidDicomError as exc:
         raise UnprocessableEntityError("corrupt_dicom", f"The DICOM file cannot be read: {type(exc).__name__}.")
 
 
@@ -168,6 +168,17 @@ def _to_display(stored: np.ndarray, ds: pydicom.Dataset) -> tuple[np.ndarray, di
 
 def decode_dicom(data: bytes, *, frame: int | None = None, max_pixels: int, min_side: int = 1,
                  allow_colour: bool = False) -> DicomSlice:
+    """One frame of a DICOM file as an 8-bit RGB image (see :func:`_decode`). Whatever else goes
+    wrong inside pydicom on untrusted bytes is the file's fault: ``corrupt_dicom``, never a 500."""
+    try:
+        return _decode(data, frame=frame, max_pixels=max_pixels, min_side=min_side, allow_colour=allow_colour)
+    except ApiError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise UnprocessableEntityError("corrupt_dicom", f"The DICOM file cannot be read: {type(exc).__name__}.")
+
+
+def _decode(data: bytes, *, frame: int | None, max_pixels: int, min_side: int, allow_colour: bool) -> DicomSlice:
     """One frame of a DICOM file as an 8-bit RGB image, windowed as described above.
 
     Raises

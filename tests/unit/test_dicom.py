@@ -125,3 +125,25 @@ def test_deflated_files_are_read():
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     assert (grey_of(out.getvalue()) == RAMP).all()
+
+
+def test_damaged_files_are_refused_with_a_code_never_an_exception():
+    # GIVEN valid files with bytes overwritten or cut at seeded random places, WHEN decoded,
+    # THEN each either decodes or is refused with an ApiError (a 4xx): nothing else escapes.
+    rng = np.random.default_rng(7)
+    originals = [secondary_capture(RAMP), ct_in_hounsfield(RAMP, level=40, width=80),
+                 secondary_capture(RAMP, jpeg_quality=90)]
+    outcomes = {"decoded": 0, "refused": 0}
+    for _ in range(150):
+        data = bytearray(originals[rng.integers(len(originals))])
+        for position in rng.integers(0, len(data), rng.integers(1, 8)):
+            data[position] = rng.integers(256)
+        if rng.random() < 0.3:
+            data = data[: rng.integers(1, len(data))]
+        try:
+            decode_dicom(bytes(data), max_pixels=10**7, allow_colour=True)
+            outcomes["decoded"] += 1
+        except ApiError as exc:
+            assert 400 <= exc.status < 500
+            outcomes["refused"] += 1
+    assert outcomes["decoded"] and outcomes["refused"]
