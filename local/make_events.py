@@ -198,13 +198,18 @@ def _head_phantom() -> Any:
     return hu
 
 
-def _phantom_ct() -> bytes:
-    """The phantom's grey levels under the brain window, stored back as HU with a rescale, as a scanner writes."""
+def _phantom_grey() -> Any:
+    """The phantom as displayed under the brain window (level 40, width 80 HU): grey levels 0..255."""
     import numpy as np
 
+    return np.clip(_head_phantom() / 80.0 * 255.0, 0, 255)
+
+
+def _phantom_ct() -> bytes:
+    """The phantom's grey levels stored back as HU with a rescale, as a scanner writes."""
     from .dicom_files import ct_in_hounsfield
 
-    return ct_in_hounsfield(np.clip(_head_phantom() / 80.0 * 255.0, 0, 255), level=40, width=80)
+    return ct_in_hounsfield(_phantom_grey(), level=40, width=80)
 
 
 def _dicom_event(path: str, data: bytes, **extra: Any) -> dict[str, Any]:
@@ -221,7 +226,7 @@ def dicom_events(path: str, *, colour_ok: bool) -> Iterator[EventCase]:
     from .dicom_files import secondary_capture, with_transfer_syntax, without_pixels
 
     ct = _phantom_ct()
-    colour = np.stack([np.clip(_head_phantom() / 80.0 * 255.0, 0, 255).astype(np.uint8)] * 3, axis=-1)
+    colour = np.stack([_phantom_grey().astype(np.uint8)] * 3, axis=-1)
     yield "ok_dicom_ct.json", _dicom_event(path, ct), _expect(200)
     yield ("ok_dicom_ct_raw_body.json",
            proxy_event(path, ct, headers={"Content-Type": "application/dicom"}, base64_body=True,

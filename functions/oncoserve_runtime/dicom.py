@@ -25,7 +25,6 @@ import numpy as np
 import pydicom
 from PIL import Image
 from pydicom import config as pydicom_config
-from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_rescale, apply_voi_lut, pixel_array
 from pydicom.uid import UID
 
@@ -79,12 +78,10 @@ def _transfer_syntax(ds: pydicom.Dataset) -> UID:
 
 
 def _read(data: bytes) -> pydicom.Dataset:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return pydicom.dcmread(io.BytesIO(data), force=True, specific_tags=_READ_TAGS)
-    except InvalidDicomError as exc:
-        raise UnprocessableEntityError("corrupt_dicom", f"The DICOM file cannot be read: {type(exc).__name__}.")
+    # Anything dcmread raises becomes corrupt_dicom in decode_dicom.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(io.BytesIO(data), force=True, specific_tags=_READ_TAGS)
 
 
 def _check_geometry(ds: pydicom.Dataset, max_pixels: int, allow_colour: bool) -> int:
