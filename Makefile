@@ -23,10 +23,11 @@ export PYTHONDONTWRITEBYTECODE := 1
 help: ## list the targets
 	@grep -E '^[a-z -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements/dev.txt requirements/survival-check.txt functions/requirements.txt functions/requirements-tracing.txt
+$(VENV)/.installed: requirements/dev.txt requirements/survival-check.txt functions/requirements.txt functions/requirements-tracing.txt client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt
+	$(PY) -m pip install --quiet -e ./client
 	touch $@
 
 $(VENV_SAM)/.installed: requirements/sam.txt

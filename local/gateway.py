@@ -6,6 +6,7 @@ without a valid ``x-api-key``; 403 ``Missing Authentication Token`` for unknown 
 quota; 502 ``Internal server error`` when a function crashes or answers no proxy response; 504
 ``Endpoint request timed out`` when the integration takes longer than its timeout; everything else
 is the function's own answer. A request is always answered, whatever goes wrong behind it.
+``GET /docs`` and ``/openapi.json`` (see :mod:`.docs`) are local only and need no key.
 (``sam local start-api`` enforces neither API keys nor usage plans, hence this server.)
 """
 
@@ -18,6 +19,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Mapping
 
+from .docs import DocsSite
 from .events import new_request_id, proxy_event
 from .usage_plan import QUOTA_EXCEEDED, THROTTLED, UsagePlan
 
@@ -40,6 +42,7 @@ class Gateway(ThreadingHTTPServer):
         self.api_keys = [key.encode() for key in api_keys]
         self.usage_plan = usage_plan
         self.binary_media_types = binary_media_types
+        self.docs: DocsSite | None = None  # /docs and /openapi.json, when set (local only, no key)
 
     def key_is_valid(self, presented: str | None) -> bool:
         if not presented:
@@ -64,7 +67,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("x-amzn-RequestId", getattr(self, "_request_id", ""))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":  # a HEAD answer has headers only
+            self.wfile.write(body)
 
     def _message(self, status: int, message: str) -> None:
         self._send(status, json.dumps({"message": message}).encode())
@@ -99,6 +103,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return self._message(413, "Request Too Long")
         body = self.rfile.read(length) if length else b""
+        page = self.server.docs.answer(path) if self.server.docs and self.command == "GET" else None
+        if page:
+            return self._send(200, page[1], {"Content-Type": page[0]})
         invoker = self.server.routes.get((self.command, path))
         if invoker is None:
             # API Gateway answers unknown routes like this, before any authorisation.
@@ -131,7 +138,9 @@ class _Handler(BaseHTTPRequestHandler):
         data = base64.b64decode(payload) if result.get("isBase64Encoded") else str(payload).encode()
         self._send(int(result["statusCode"]), data, result.get("headers") or {})
 
-    do_POST = _handle
-    do_GET = _handle
-    do_PUT = _handle
-    do_DELETE = _handle
+    def __getattr__(self, name: str) -> Any:
+        # Every method (TRACE, QUERY, …) reaches the router: API Gateway answers one it has no route
+        # for with 403 Missing Authentication Token, where http.server would answer 501.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)

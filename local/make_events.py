@@ -34,8 +34,19 @@ def common_bad_events(path: str) -> Iterator[EventCase]:
     yield "bad_wrong_method.json", proxy_event(path, None, method="GET"), _expect(405, "method_not_allowed")
 
 
+def service_events(prefix: str) -> Iterator[EventCase]:
+    """The metadata and health routes every function answers."""
+    yield "ok_model.json", proxy_event(f"{prefix}/model", None, method="GET"), _expect(200)
+    yield "ok_health.json", proxy_event(f"{prefix}/health", None, method="GET"), _expect(200)
+
+
 def expression_bad_events(path: str, known_gene: str) -> Iterator[EventCase]:
     yield from common_bad_events(path)
+    yield from service_events(path.rsplit("/", 1)[0])
+    yield ("bad_genes_values_length.json", json_event(path, {"genes": [known_gene], "values": [1.0, 2.0]}),
+           _expect(422, "invalid_request"))
+    yield ("bad_both_forms.json", json_event(path, {"expression": {known_gene: 1.0}, "genes": [known_gene], "values": [1.0]}),
+           _expect(422, "invalid_request"))
     yield "bad_missing_expression.json", json_event(path, {"genes": {known_gene: 1.0}}), _expect(422, "invalid_request")
     yield ("bad_nan_value.json", proxy_event(path, '{"expression": {"%s": NaN}}' % known_gene),
            _expect(422, "non_finite_number"))
@@ -99,6 +110,8 @@ def leukemia_generated() -> Iterator[EventCase]:
         row = int(next(i for i, y in enumerate(independent.labels) if y == label))
         expression = {gene: float(v) for gene, v in zip(genes, independent.expression[row])}
         yield name, json_event("/leukemia/predict", {"expression": expression}), _expect(200, label=LABELS[label])
+        compact = {"genes": list(genes), "values": independent.expression[row].astype(float).tolist()}
+        yield name.replace(".json", "_compact.json"), json_event("/leukemia/predict", compact), _expect(200, label=LABELS[label])
 
 
 def breast_survival_static() -> Iterator[EventCase]:
@@ -120,6 +133,10 @@ def breast_survival_generated() -> Iterator[EventCase]:
     # 95% of the genes: above the 90% coverage rule, the rest filled with training means.
     partial = dict(list(profile.items())[: int(len(profile) * 0.95)])
     yield "ok_95_percent_of_genes.json", json_event(path, {"expression": partial}), _expect(200)
+    # The compact form in another order than the model's: looked up gene by gene.
+    reordered = list(profile.items())[::-1]
+    yield ("ok_patient_compact_reordered.json",
+           json_event(path, {"genes": [g for g, _ in reordered], "values": [v for _, v in reordered]}), _expect(200))
     half = dict(list(profile.items())[: len(profile) // 2])
     yield "bad_half_of_genes.json", json_event(path, {"expression": half}), _expect(422, "missing_genes")
 
@@ -128,6 +145,7 @@ def histopathology_static() -> Iterator[EventCase]:
     import base64
 
     yield from image_bad_events("/histopathology/predict")
+    yield from service_events("/histopathology")
     big = base64.b64encode(_png(400, 400)).decode("ascii")
     yield ("bad_patch_too_large.json", json_event("/histopathology/predict", {"image": big}),
            _expect(422, "image_too_large_for_patch"))
@@ -242,6 +260,7 @@ def dicom_events(path: str, *, colour_ok: bool) -> Iterator[EventCase]:
 
 def brain_static() -> Iterator[EventCase]:
     yield from image_bad_events("/brain/predict")
+    yield from service_events("/brain")
     yield ("bad_unknown_modality.json", json_event("/brain/predict", {"image": "AAAA", "modality": "pet"}),
            _expect(422, "invalid_request"))
     yield from dicom_events("/brain/predict", colour_ok=False)
@@ -261,6 +280,7 @@ def brain_generated() -> Iterator[EventCase]:
 
 def skin_static() -> Iterator[EventCase]:
     yield from image_bad_events("/skin/predict")
+    yield from service_events("/skin")
     yield ("bad_explain_not_boolean.json", json_event("/skin/predict", {"image": "AAAA", "explain": "yes"}),
            _expect(422, "invalid_request"))
     yield from dicom_events("/skin/predict", colour_ok=True)

@@ -19,6 +19,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from .docs import DocsSite
 from .gateway import Gateway
 from .pool import EnvironmentPool, side_by_side
 from .ports import PortAllocator
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     gateway_server.usage_plan = UsagePlan(limits)
     gateway_server.binary_media_types = binary_media_types()
     port = gateway_server.server_address[1]
+    gateway_server.docs = DocsSite(f"http://127.0.0.1:{port}")
 
     failure: list[BaseException] = []
 
@@ -121,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
               f"API key (generated; set API_KEY to choose one): {api_key}")
         print(f"try: curl -s -X POST http://127.0.0.1:{port}/leukemia/predict -H 'x-api-key: <key>' "
               "-H 'Content-Type: application/json' -d @events/generated/leukemia/ok_aml.body.json")
+        print(f"docs: http://127.0.0.1:{port}/docs (Swagger UI; the contract at /openapi.json)")
         print(f"ready: http://127.0.0.1:{port}", flush=True)
         stop.wait()
     finally:

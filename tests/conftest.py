@@ -15,10 +15,9 @@ for path in (REPO_ROOT, FUNCTIONS_DIR):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-# Outside Lambda: no X-Ray daemon, no CloudWatch; Powertools prints EMF to stdout otherwise.
-os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "OncoServe")
+from contract.apps import load_function_app, quiet_powertools  # noqa: E402,F401 - re-exported for the tests
+
+quiet_powertools()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -54,15 +53,17 @@ def shared_data() -> Path:
     return root
 
 
-def load_function_app(task: str):
-    """Import ``functions/<task>/app.py`` as its own module (every function has an ``app``)."""
-    import importlib.util
+CONTRACT_KEY = "contract-test-key"
 
-    function_dir = str(FUNCTIONS_DIR / task)
-    if function_dir not in sys.path:  # helper modules beside app.py (as in /var/task)
-        sys.path.insert(0, function_dir)
-    spec = importlib.util.spec_from_file_location(f"oncoserve_app_{task}", FUNCTIONS_DIR / task / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+
+@pytest.fixture(scope="session")
+def contract_api(tmp_path_factory):
+    """One local API for the contract tests (docs page, client, fuzzing): every function, the usage
+    plan lifted so that only what a test sends is measured, and a known key."""
+    from local.running import LocalApi
+
+    running = LocalApi(env={"API_KEY": CONTRACT_KEY, "ONCOSERVE_THROTTLE_RATE_LIMIT": "100000",
+                            "ONCOSERVE_THROTTLE_BURST_LIMIT": "100000", "ONCOSERVE_QUOTA_PER_DAY": "10000000"},
+                       log_path=tmp_path_factory.mktemp("contract") / "api.log").start()
+    yield running
+    running.stop()

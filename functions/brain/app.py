@@ -22,8 +22,10 @@ from oncoserve_runtime import (
     build_lambda_handler,
     UnprocessableEntityError,
     cam_overlay,
+    error_codes,
     image_request_schema,
     probabilities_by_label,
+    response_schemas,
     scan_from_body,
     to_grey_rgb,
 )
@@ -73,4 +75,21 @@ def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     return response
 
 
-lambda_handler = build_lambda_handler("brain", MODEL, [Route("/brain/predict", SCHEMA, predict, binary_types=DICOM_MEDIA_TYPES)])
+TYPES = ["glioma", "meningioma", "pituitary"]
+ANSWER = response_schemas.binary_answer(
+    "brain", ["healthy", "tumor"], "Tumour or healthy at the modality's threshold; the tumour type of an MRI tumour.",
+    modality={"type": "object", "description": "The modality whose threshold was used, and where it came from.",
+              "properties": {"value": {"enum": ["ct", "mri"]}, "source": {"enum": ["request", "dicom", "predicted"]},
+                             "probability": response_schemas.PROBABILITY},
+              "required": ["value", "source"], "additionalProperties": False},
+    tumor_type={"type": "object", "description": "MRI tumours only.",
+                "properties": {"label": response_schemas.label(TYPES), "probabilities": response_schemas.probabilities(TYPES)},
+                "required": ["label", "probabilities"], "additionalProperties": False},
+    explanation=response_schemas.EXPLANATION, dicom=response_schemas.DICOM_INFO)
+ANSWER["required"].append("modality")
+
+lambda_handler = build_lambda_handler("brain", MODEL, [
+    Route("/brain/predict", SCHEMA, predict, binary_types=DICOM_MEDIA_TYPES, response=ANSWER,
+          errors=(*error_codes.IMAGE, *error_codes.DICOM, "modality_mismatch"),
+          summary="Tumour vs healthy on a CT or MRI slice (PNG, JPEG or DICOM); MRI tumour type"),
+])

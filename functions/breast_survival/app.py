@@ -1,7 +1,8 @@
 """POST /breast-survival/predict — survival group 0 (best) … 3 (worst) from METABRIC mRNA z-scores.
 
 Body: ``{"expression": {"<gene symbol>": z-score, ...}}`` (the 489 METABRIC genes, any letter case;
-at least 90% of them — each missing gene is set to its training mean). The answer carries the
+at least 90% of them — each missing gene is set to its training mean), or the compact form
+``{"genes": [...], "values": [...]}``. The answer carries the
 group's Kaplan–Meier curve from the model's metadata (training patients, 95% CI).
 """
 
@@ -12,12 +13,15 @@ from typing import Any
 
 from oncoserve_runtime import (
     EXPRESSION_REQUEST_SCHEMA,
+    ExpressionProfile,
     ModelBundle,
     ModelHandle,
     Route,
     build_lambda_handler,
+    error_codes,
     expression_vector,
     probabilities_by_label,
+    response_schemas,
 )
 
 MODEL = ModelHandle(Path(__file__).parent / "model")
@@ -33,7 +37,7 @@ def _curve(table: dict[str, Any], endpoint: str) -> dict[str, Any]:
 def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     spec = model.metadata["input"]
     vector, coverage = expression_vector(
-        body["expression"], spec["features"], fill_values=spec["missing"]["fill_values"],
+        ExpressionProfile.from_body(body), spec["features"], fill_values=spec["missing"]["fill_values"],
         min_coverage=spec["missing"]["min_coverage"], case_insensitive=True,
     )
     memberships = model.predict(vector)[0]
@@ -51,6 +55,34 @@ def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     }
 
 
-lambda_handler = build_lambda_handler(
-    "breast_survival", MODEL, [Route("/breast-survival/predict", EXPRESSION_REQUEST_SCHEMA, predict)]
-)
+LABELS = ["high", "above_average", "below_average", "very_low"]
+_NUMBERS = {"type": "array", "items": {"type": "number"}}
+_PROBABILITIES = {"type": "array", "items": response_schemas.PROBABILITY}
+CURVE = {
+    "type": "object",
+    "description": "Kaplan-Meier curve of the group's training patients, with its 95% confidence band.",
+    "properties": {
+        "endpoint": {"type": "string"}, "months": _NUMBERS, "probability": _PROBABILITIES,
+        "ci_lower": _PROBABILITIES, "ci_upper": _PROBABILITIES,
+        "median_months": {"type": ["number", "null"], "description": "null while the curve stays above 0.5."},
+        "at_5_years": response_schemas.PROBABILITY, "at_10_years": response_schemas.PROBABILITY,
+    },
+    "required": ["endpoint", *_CURVE_FIELDS],
+    "additionalProperties": False,
+}
+ANSWER = response_schemas.answer("breast_survival", {
+    "group": {"type": "integer", "minimum": 0, "maximum": 3, "description": "0 (best prognosis) … 3 (worst)."},
+    "group_label": {"type": "string"},
+    "label": response_schemas.label(LABELS),
+    "probabilities": response_schemas.probabilities(LABELS, "Soft membership of each survival group."),
+    "probabilities_kind": {"type": "string"},
+    "survival": CURVE,
+    "disease_specific_survival": CURVE,
+    "input": response_schemas.EXPRESSION_COVERAGE,
+}, ["group", "group_label", "label", "probabilities", "probabilities_kind", "survival", "disease_specific_survival",
+    "input"], "The survival group and its curves.")
+
+lambda_handler = build_lambda_handler("breast_survival", MODEL, [
+    Route("/breast-survival/predict", EXPRESSION_REQUEST_SCHEMA, predict, response=ANSWER,
+          errors=error_codes.EXPRESSION, summary="Survival group 0-3 and its curves from METABRIC mRNA z-scores"),
+])

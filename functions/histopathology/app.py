@@ -21,9 +21,11 @@ from oncoserve_runtime import (
     UnprocessableEntityError,
     binary_prediction,
     build_lambda_handler,
+    error_codes,
     image_from_body,
     image_request_schema,
     overlay_png_base64,
+    response_schemas,
 )
 
 MODEL = ModelHandle(Path(__file__).parent / "model")
@@ -77,11 +79,30 @@ def predict_region(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     }
 
 
-lambda_handler = build_lambda_handler(
-    "histopathology",
-    MODEL,
-    [
-        Route("/histopathology/predict", image_request_schema(), predict_patch),
-        Route("/histopathology/region", image_request_schema(), predict_region),
-    ],
-)
+LABELS = ["non_idc", "idc"]
+_COUNT = {"type": "integer", "minimum": 0}
+PATCH_ANSWER = response_schemas.binary_answer("histopathology", LABELS, "IDC or not for one ~50x50 H&E patch.")
+REGION_ANSWER = response_schemas.answer("histopathology", {
+    "label": response_schemas.label(LABELS, "idc when any tissue tile reaches the threshold."),
+    "probabilities": response_schemas.probabilities(LABELS, "Those of the most suspicious tile."),
+    "threshold": response_schemas.THRESHOLD,
+    "grid": {"type": "object", "description": "p(IDC) per tile, row-major; null where a tile was not scored.",
+             "properties": {"rows": _COUNT, "cols": _COUNT, "tile": _COUNT, "stride": _COUNT,
+                            "probabilities": {"type": "array", "items": {"type": "array", "items": {
+                                "anyOf": [response_schemas.PROBABILITY, {"type": "null"}]}}}},
+             "required": ["rows", "cols", "tile", "stride", "probabilities"], "additionalProperties": False},
+    "tiles": {"type": "object", "properties": {"scored": _COUNT, "idc_positive": _COUNT, "background": _COUNT,
+                                               "edge_slivers": _COUNT},
+              "required": ["scored", "idc_positive", "background", "edge_slivers"], "additionalProperties": False},
+    "idc_area_fraction": response_schemas.PROBABILITY,
+    "heatmap_png": response_schemas.BASE64_PNG,
+    "elapsed_ms": {"type": "number", "minimum": 0},
+}, ["label", "probabilities", "threshold", "grid", "tiles", "idc_area_fraction", "heatmap_png", "elapsed_ms"],
+    "A p(IDC) grid over the region's tissue tiles, the IDC area fraction and a heatmap PNG.")
+
+lambda_handler = build_lambda_handler("histopathology", MODEL, [
+    Route("/histopathology/predict", image_request_schema(), predict_patch, response=PATCH_ANSWER,
+          errors=(*error_codes.IMAGE, "image_too_large_for_patch"), summary="IDC or not for one 50x50 H&E patch"),
+    Route("/histopathology/region", image_request_schema(), predict_region, response=REGION_ANSWER,
+          errors=error_codes.IMAGE, summary="A larger H&E region: p(IDC) grid, IDC area fraction, heatmap"),
+])

@@ -1,6 +1,8 @@
 """POST /leukemia/predict — ALL vs AML from a Golub (Hu6800) expression profile.
 
-Body: ``{"expression": {"<Gene Accession Number>": <raw intensity>, ...}}`` with all 7,129 probes.
+Body: ``{"expression": {"<Gene Accession Number>": <raw intensity>, ...}}`` with all 7,129 probes,
+or the compact form ``{"genes": [...], "values": [...]}`` (fastest in the model's own order, as
+``GET /leukemia/model`` lists it).
 Preprocessing (clip, log10, standardisation, PCA) is inside the TFLite graph.
 """
 
@@ -11,12 +13,15 @@ from typing import Any
 
 from oncoserve_runtime import (
     EXPRESSION_REQUEST_SCHEMA,
+    ExpressionProfile,
     ModelBundle,
     ModelHandle,
     Route,
     binary_prediction,
     build_lambda_handler,
+    error_codes,
     expression_vector,
+    response_schemas,
 )
 
 MODEL = ModelHandle(Path(__file__).parent / "model")
@@ -26,11 +31,16 @@ MODEL.warm()  # the cold start pays for loading, not the first request
 def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     spec = model.metadata["input"]
     vector, coverage = expression_vector(
-        body["expression"], spec["features"], min_coverage=spec["missing"]["min_coverage"]
+        ExpressionProfile.from_body(body), spec["features"], min_coverage=spec["missing"]["min_coverage"]
     )
     return {**binary_prediction(model, model.predict(vector)[0]), "input": coverage}
 
 
-lambda_handler = build_lambda_handler(
-    "leukemia", MODEL, [Route("/leukemia/predict", EXPRESSION_REQUEST_SCHEMA, predict)]
-)
+ANSWER = response_schemas.binary_answer(
+    "leukemia", ["ALL", "AML"], "ALL vs AML at the model's threshold.",
+    input=response_schemas.EXPRESSION_COVERAGE)
+
+lambda_handler = build_lambda_handler("leukemia", MODEL, [
+    Route("/leukemia/predict", EXPRESSION_REQUEST_SCHEMA, predict, response=ANSWER, errors=error_codes.EXPRESSION,
+          summary="ALL vs AML from a Golub (Hu6800) expression profile"),
+])

@@ -18,13 +18,15 @@ from .errors import (
 )
 from .explain import cam_overlay, normalise_cam
 from .fetch import fetch_url, is_public_address, plan_fetch
-from .handler import Route, build_lambda_handler
+from . import error_codes, response_schemas
+from .handler import build_lambda_handler
 from .heatmaps import colour_ramp, overlay_png_base64
 from .images import decode_image, to_grey_rgb
 from .inputs import (
     DICOM_MEDIA_TYPES,
     EXPRESSION_REQUEST_SCHEMA,
     FRAME_SCHEMA,
+    ExpressionProfile,
     ScanImage,
     expression_vector,
     image_from_body,
@@ -36,12 +38,14 @@ from .observability import logger, metrics, tracer
 from .predictions import binary_prediction, probabilities_by_label
 from .preprocessing import ImagePreprocessing
 from .requests import parse_body, parse_json_body, validate_body
+from .routes import Route
 
 __all__ = [
     "ApiError",
     "BadRequestError",
     "DICOM_MEDIA_TYPES",
     "EXPRESSION_REQUEST_SCHEMA",
+    "ExpressionProfile",
     "FRAME_SCHEMA",
     "ImagePreprocessing",
     "MethodNotAllowedError",
@@ -60,6 +64,7 @@ __all__ = [
     "cam_overlay",
     "colour_ramp",
     "decode_image",
+    "error_codes",
     "expression_vector",
     "fetch_url",
     "image_from_body",
@@ -73,6 +78,7 @@ __all__ = [
     "parse_json_body",
     "plan_fetch",
     "probabilities_by_label",
+    "response_schemas",
     "scan_from_body",
     "sha256_of",
     "to_grey_rgb",

@@ -8,7 +8,6 @@ and the guarantee that nothing a client sends produces a 500.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -18,21 +17,10 @@ from .errors import ApiError, MethodNotAllowedError, NotFoundError
 from .model import ModelBundle, ModelHandle
 from .observability import logger, metrics, tracer
 from .requests import parse_body, validate_body
+from .routes import Route
+from .service_routes import service_routes
 
-Predict = Callable[[dict[str, Any], ModelBundle], dict[str, Any]]
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Route:
-    """``POST path``: validate the body against ``schema``, then ``predict(body, model)``. A route
-    with ``binary_types`` also takes a raw file of those media types as the body."""
-
-    path: str
-    schema: Mapping[str, Any]
-    predict: Predict
-    method: str = "POST"
-    binary_types: tuple[str, ...] = ()
 
 
 def _route_for(event: dict[str, Any], routes: Mapping[str, Route]) -> Route:
@@ -47,9 +35,20 @@ def _route_for(event: dict[str, Any], routes: Mapping[str, Route]) -> Route:
     return route
 
 
+def handler_routes(task: str, routes: list[Route]) -> list[Route]:
+    """``routes`` and the metadata and health routes under their common prefix (``/brain``)."""
+    prefixes = {route.prefix for route in routes}
+    if len(prefixes) != 1:
+        raise ValueError(f"a function's routes share one prefix, got {sorted(prefixes)}")
+    return [*routes, *service_routes(task, prefixes.pop())]
+
+
 def build_lambda_handler(task: str, model: ModelHandle, routes: list[Route]) -> LambdaHandler:
-    """Return ``lambda_handler(event, context)`` serving ``routes`` with ``model``."""
-    by_path = {route.path: route for route in routes}
+    """Return ``lambda_handler(event, context)`` serving ``routes`` with ``model``, and ``GET
+    <prefix>/model`` and ``GET <prefix>/health`` (see :mod:`.service_routes`). The routes it serves
+    are the handler's ``routes`` attribute: the contract ``openapi.yaml`` is generated from."""
+    served = handler_routes(task, routes)
+    by_path = {route.path: route for route in served}
 
     @logger.inject_lambda_context(log_event=False, clear_state=True)
     @metrics.log_metrics
@@ -64,8 +63,10 @@ def build_lambda_handler(task: str, model: ModelHandle, routes: list[Route]) -> 
             route = _route_for(event, by_path)
             bundle = model.get()
             logger.append_keys(route=route.path, model_version=bundle.metadata["version"])
-            body = parse_body(event, dict(route.schema), route.binary_types)
-            validate_body(body, dict(route.schema))
+            body: dict[str, Any] = {}
+            if route.schema is not None:
+                body = parse_body(event, route.schema, route.binary_types)
+                validate_body(body, route.schema)
             result = route.predict(body, bundle)
             response = responses.ok({"task": task, "model": bundle.info, **result})
             metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
@@ -82,4 +83,6 @@ def build_lambda_handler(task: str, model: ModelHandle, routes: list[Route]) -> 
         logger.info("request done", extra={"status": response["statusCode"], "latency_ms": round(latency_ms, 2)})
         return response
 
+    lambda_handler.routes = served  # type: ignore[attr-defined]
+    lambda_handler.task = task  # type: ignore[attr-defined]
     return lambda_handler

@@ -6,6 +6,7 @@ import base64
 import binascii
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -40,18 +41,62 @@ def image_request_schema(**extra_properties: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_EXPRESSION_VALUE = {"type": "number", "minimum": -MAX_ABS_EXPRESSION, "maximum": MAX_ABS_EXPRESSION}
+MAX_GENES = 60_000  # more than any expression platform has probes
+
+# Two forms of one profile: a mapping, or two parallel arrays (the compact form array clients expect).
 EXPRESSION_REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "expression": {
             "type": "object",
+            "description": "Mapping form: gene id → value.",
             "minProperties": 1,
-            "additionalProperties": {"type": "number", "minimum": -MAX_ABS_EXPRESSION, "maximum": MAX_ABS_EXPRESSION},
-        }
+            "maxProperties": MAX_GENES,
+            "additionalProperties": _EXPRESSION_VALUE,
+        },
+        "genes": {"type": "array", "description": "Compact form: gene ids, in any order.", "minItems": 1,
+                  "maxItems": MAX_GENES, "items": {"type": "string", "minLength": 1}},
+        "values": {"type": "array", "description": "Compact form: one value per entry of genes.", "minItems": 1,
+                   "maxItems": MAX_GENES, "items": _EXPRESSION_VALUE},
     },
-    "required": ["expression"],
+    # Either form, never both: the mapping alone, or genes with values.
+    "anyOf": [
+        {"required": ["expression"], "not": {"anyOf": [{"required": ["genes"]}, {"required": ["values"]}]}},
+        {"required": ["genes", "values"], "not": {"required": ["expression"]}},
+    ],
     "additionalProperties": False,
 }
+
+
+@dataclass(frozen=True)
+class ExpressionProfile:
+    """Gene ids and their values, in the client's order."""
+
+    genes: list[str]
+    values: np.ndarray  # float64, one per gene
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> "ExpressionProfile":
+        """Either form of a body that :data:`EXPRESSION_REQUEST_SCHEMA` accepted.
+
+        Raises
+        ------
+        UnprocessableEntityError
+            ``invalid_request`` when ``genes`` and ``values`` differ in length.
+        """
+        if "expression" in body:
+            return cls.from_mapping(body["expression"])
+        genes, values = body["genes"], body["values"]
+        if len(genes) != len(values):
+            raise UnprocessableEntityError(
+                "invalid_request", f"body.values has {len(values)} entries but body.genes has {len(genes)}; send one value per gene.",
+                details={"field": "body.values", "rule": "same_length_as_genes"})
+        return cls(list(genes), np.asarray(values, dtype=np.float64))
+
+    @classmethod
+    def from_mapping(cls, expression: dict[str, float]) -> "ExpressionProfile":
+        return cls(list(expression), np.fromiter(expression.values(), dtype=np.float64, count=len(expression)))
 
 
 def _decode_base64_image(text: str) -> bytes:
@@ -104,14 +149,15 @@ def scan_from_body(body: dict[str, Any], *, max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 def expression_vector(
-    expression: dict[str, float],
+    expression: dict[str, float] | ExpressionProfile,
     features: Sequence[str],
     *,
     fill_values: Sequence[float] | None = None,
     min_coverage: float = 1.0,
     case_insensitive: bool = False,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Order ``expression`` by the model's ``features``; apply the missing-gene rule.
+    """Order a profile (a mapping or an :class:`ExpressionProfile`) by the model's ``features``;
+    apply the missing-gene rule.
 
     The rule (stated per model in ``model.json`` ``input.missing``): genes the model does not know
     are refused (typos must not pass silently); when at least ``min_coverage`` of the features are
@@ -129,32 +175,39 @@ def expression_vector(
     UnprocessableEntityError
         ``unknown_genes``, ``missing_genes`` or ``duplicate_genes``, with the first names in ``details``.
     """
-    if case_insensitive:
-        lowered = {name.lower(): value for name, value in expression.items()}
-        if len(lowered) != len(expression):
-            raise UnprocessableEntityError(
-                "duplicate_genes", "Some genes are given twice with different capitalisation; send each once."
-            )
-        expression = lowered
+    profile = expression if isinstance(expression, ExpressionProfile) else ExpressionProfile.from_mapping(expression)
+    genes = [name.lower() for name in profile.genes] if case_insensitive else profile.genes
+    features = list(features)
+    if genes == features:  # the client sent the model's own order: nothing to look up
+        return profile.values.astype(np.float32)[np.newaxis, :], {"genes_used": len(features), "genes_missing": 0,
+                                                                  "coverage": 1.0}
+    if len(set(genes)) != len(genes):
+        repeated = sorted(name for name, count in Counter(genes).items() if count > 1)
+        letter_case = " (gene symbols ignore letter case)" if case_insensitive else ""
+        raise UnprocessableEntityError(
+            "duplicate_genes", f"{len(repeated)} gene(s) are given more than once{letter_case}; send each once.",
+            details={"duplicate_count": len(repeated), "duplicates": repeated[:_LISTED]})
     index = {name: i for i, name in enumerate(features)}
-    unknown = [name for name in expression if name not in index]
-    if unknown:
+    positions = [index.get(name, -1) for name in genes]
+    if -1 in positions:
+        unknown = [name for name, at in zip(profile.genes, positions) if at < 0]
         raise UnprocessableEntityError(
             "unknown_genes",
             f"{len(unknown)} gene id(s) are not inputs of this model, e.g. {unknown[:3]}.",
             details={"unknown_count": len(unknown), "unknown": unknown[:_LISTED]},
         )
-    missing = [name for name in features if name not in expression]
-    coverage = 1.0 - len(missing) / len(features)
-    if missing and (coverage < min_coverage or fill_values is None):
+    n_missing = len(features) - len(genes)
+    coverage = 1.0 - n_missing / len(features)
+    if n_missing and (coverage < min_coverage or fill_values is None):
+        present = set(genes)
+        missing = [name for name in features if name not in present]
         raise UnprocessableEntityError(
             "missing_genes",
-            f"{len(missing)} of {len(features)} genes are missing; this model needs at least "
+            f"{n_missing} of {len(features)} genes are missing; this model needs at least "
             f"{min_coverage:.0%} of them.",
-            details={"missing_count": len(missing), "missing": missing[:_LISTED], "required_coverage": min_coverage},
+            details={"missing_count": n_missing, "missing": missing[:_LISTED], "required_coverage": min_coverage},
         )
     vector = np.array(fill_values if fill_values is not None else np.zeros(len(features)), dtype=np.float64)
-    for name, value in expression.items():
-        vector[index[name]] = value
-    summary = {"genes_used": len(features) - len(missing), "genes_missing": len(missing), "coverage": round(coverage, 4)}
+    vector[positions] = profile.values
+    summary = {"genes_used": len(genes), "genes_missing": n_missing, "coverage": round(coverage, 4)}
     return vector.astype(np.float32)[np.newaxis, :], summary

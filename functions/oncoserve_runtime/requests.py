@@ -11,9 +11,10 @@ import binascii
 import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
+import orjson
 
 from .errors import BadRequestError, PayloadTooLargeError, UnprocessableEntityError, UnsupportedMediaTypeError
+from .validation import compiled
 
 # Lambda's synchronous invocation payload limit is 6 MB; API Gateway's is 10 MB. The smaller wins.
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -24,6 +25,17 @@ def _refuse_non_finite(token: str) -> Any:
     raise UnprocessableEntityError(
         "non_finite_number", f"'{token}' is not a valid number; send finite numbers only."
     )
+
+
+def _parse_strictly(data: bytes | str) -> Any:
+    """The standard library's parse, for bodies orjson refused (NaN, very deep nesting, bad bytes):
+    it names the problem, or parses what orjson would not (integers beyond 64 bits)."""
+    try:
+        return json.loads(data, parse_constant=_refuse_non_finite)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequestError("invalid_json", f"The body is not valid JSON: {exc}.")
+    except RecursionError:
+        raise BadRequestError("invalid_json", "The body is nested too deeply.")
 
 
 def parse_json_body(event: dict[str, Any], *, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> dict[str, Any]:
@@ -55,11 +67,9 @@ def parse_json_body(event: dict[str, Any], *, max_bytes: int = DEFAULT_MAX_BODY_
     if size > max_bytes:
         raise PayloadTooLargeError("payload_too_large", f"The body is {size} bytes; the limit is {max_bytes}.")
     try:
-        body = json.loads(data, parse_constant=_refuse_non_finite)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequestError("invalid_json", f"The body is not valid JSON: {exc}.")
-    except RecursionError:
-        raise BadRequestError("invalid_json", "The body is nested too deeply.")
+        body = orjson.loads(data)  # ~2x the standard library's speed: a 7,129-probe profile is 150 kB
+    except orjson.JSONDecodeError:
+        body = _parse_strictly(data)  # orjson refused it: the standard parser says why, in our codes
     if not isinstance(body, dict):
         raise UnprocessableEntityError("body_not_object", "The body must be a JSON object.")
     return body
@@ -124,20 +134,11 @@ def parse_body(event: dict[str, Any], schema: dict[str, Any], binary_types: tupl
 
 
 def validate_body(body: dict[str, Any], schema: dict[str, Any]) -> None:
-    """Validate ``body`` against a JSON schema with Powertools' validator (fastjsonschema).
+    """Validate ``body`` against a JSON schema (compiled once; see :mod:`.validation`).
 
     Raises
     ------
     UnprocessableEntityError
         ``invalid_request``, naming the offending field and the rule it breaks.
     """
-    try:
-        validate(event=body, schema=schema)
-    except SchemaValidationError as exc:
-        field = (exc.name or "body").replace("data", "body", 1)
-        rule = exc.validation_message or "is invalid"
-        # fastjsonschema prefixes the message with the field name; keep one copy of it.
-        rule = rule.replace(exc.name or "", "", 1).strip() if exc.name else rule
-        raise UnprocessableEntityError(
-            "invalid_request", f"{field} {rule}".strip(), details={"field": field, "rule": exc.rule}
-        )
+    compiled(schema).check(body)

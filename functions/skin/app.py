@@ -20,7 +20,9 @@ from oncoserve_runtime import (
     binary_prediction,
     build_lambda_handler,
     cam_overlay,
+    error_codes,
     image_request_schema,
+    response_schemas,
     scan_from_body,
 )
 
@@ -42,8 +44,12 @@ def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     return response
 
 
-lambda_handler = build_lambda_handler(
-    "skin", MODEL,
-    [Route("/skin/predict", image_request_schema(explain={"type": "boolean"}, frame=FRAME_SCHEMA), predict,
-           binary_types=DICOM_MEDIA_TYPES)]
-)
+ANSWER = response_schemas.binary_answer(
+    "skin", ["benign", "melanoma"], "Melanoma or benign at the model's threshold.",
+    explanation=response_schemas.EXPLANATION, dicom=response_schemas.DICOM_INFO)
+
+lambda_handler = build_lambda_handler("skin", MODEL, [
+    Route("/skin/predict", image_request_schema(explain={"type": "boolean"}, frame=FRAME_SCHEMA), predict,
+          binary_types=DICOM_MEDIA_TYPES, response=ANSWER, errors=(*error_codes.IMAGE, *error_codes.DICOM),
+          summary="Melanoma vs benign on a dermoscopy image (PNG, JPEG or DICOM)"),
+])

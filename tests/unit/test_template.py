@@ -4,12 +4,16 @@ import pytest
 
 from local.template import function_specs, load_template
 
+def _with_service_routes(prefix: str, *posts: str) -> set[tuple[str, str]]:
+    return {*(("POST", f"{prefix}/{name}") for name in posts), ("GET", f"{prefix}/model"), ("GET", f"{prefix}/health")}
+
+
 CONTRACT = {
-    "HistopathologyFunction": {("POST", "/histopathology/predict"), ("POST", "/histopathology/region")},
-    "BrainFunction": {("POST", "/brain/predict")},
-    "SkinFunction": {("POST", "/skin/predict")},
-    "LeukemiaFunction": {("POST", "/leukemia/predict")},
-    "BreastSurvivalFunction": {("POST", "/breast-survival/predict")},
+    "HistopathologyFunction": _with_service_routes("/histopathology", "predict", "region"),
+    "BrainFunction": _with_service_routes("/brain", "predict"),
+    "SkinFunction": _with_service_routes("/skin", "predict"),
+    "LeukemiaFunction": _with_service_routes("/leukemia", "predict"),
+    "BreastSurvivalFunction": _with_service_routes("/breast-survival", "predict"),
 }
 
 

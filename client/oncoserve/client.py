@@ -1,0 +1,135 @@
+"""``Client``: one method per route, the key and URL from arguments or the environment, timeouts,
+and retries with exponential backoff and full jitter on throttling and transient server errors."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Any, Callable
+
+import httpx
+
+from .errors import ApiError
+from .inputs import ExpressionSource, ImageSource, expression_body, image_body
+
+DEFAULT_URL = "http://127.0.0.1:3000"  # the local API (make serve)
+TASKS = {"histopathology": "/histopathology", "brain": "/brain", "skin": "/skin", "leukemia": "/leukemia",
+         "breast_survival": "/breast-survival"}
+
+
+class Client:
+    """The OncoServe API. ``url`` defaults to ``$ONCOSERVE_URL`` or the local API, ``api_key`` to
+    ``$ONCOSERVE_API_KEY``. Each call raises :class:`ApiError` unless the answer is 200."""
+
+    def __init__(self, url: str | None = None, api_key: str | None = None, *, timeout_s: float = 60.0,
+                 retries: int = 4, backoff_s: float = 0.5, max_backoff_s: float = 10.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.url = (url or os.environ.get("ONCOSERVE_URL") or DEFAULT_URL).rstrip("/")
+        key = api_key or os.environ.get("ONCOSERVE_API_KEY")
+        if not key:
+            raise ValueError("no API key: pass api_key (--api-key) or set ONCOSERVE_API_KEY")
+        self.retries, self.backoff_s, self.max_backoff_s, self._sleep = retries, backoff_s, max_backoff_s, sleep
+        self.retried = 0  # how many requests were sent again (throttling, transient errors)
+        self._http = httpx.Client(base_url=self.url, headers={"x-api-key": key, "user-agent": "oncoserve-client/1.0"},
+                                  timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)))
+
+    # -- routes -----------------------------------------------------------------------------------
+    def brain(self, image: ImageSource, *, modality: str | None = None, explain: bool = False,
+              frame: int | None = None) -> dict[str, Any]:
+        """Tumour vs healthy on a CT/MRI slice (PNG, JPEG, DICOM path or bytes, or a URL)."""
+        return self._post("/brain/predict", {**image_body(image), **_options(modality=modality, explain=explain,
+                                                                            frame=frame)})
+
+    def skin(self, image: ImageSource, *, explain: bool = False, frame: int | None = None) -> dict[str, Any]:
+        """Melanoma vs benign on a dermoscopy image."""
+        return self._post("/skin/predict", {**image_body(image), **_options(explain=explain, frame=frame)})
+
+    def histopathology(self, image: ImageSource) -> dict[str, Any]:
+        """IDC or not for one ~50x50 H&E patch."""
+        return self._post("/histopathology/predict", image_body(image))
+
+    def histopathology_region(self, image: ImageSource) -> dict[str, Any]:
+        """A larger H&E region: the p(IDC) grid, IDC area fraction and a heatmap PNG."""
+        return self._post("/histopathology/region", image_body(image))
+
+    def leukemia(self, expression: ExpressionSource) -> dict[str, Any]:
+        """ALL vs AML from a Golub profile: a mapping gene → value, or a CSV/JSON file."""
+        return self._post("/leukemia/predict", expression_body(expression))
+
+    def breast_survival(self, expression: ExpressionSource) -> dict[str, Any]:
+        """Survival group 0–3 and its curves from METABRIC z-scores: a mapping or a CSV/JSON file."""
+        return self._post("/breast-survival/predict", expression_body(expression))
+
+    def predict(self, task: str, source: Any, **options: Any) -> dict[str, Any]:
+        """The route of ``task`` (``region=True``: the histopathology region route)."""
+        task = task.replace("-", "_")
+        if task == "histopathology" and options.pop("region", False):
+            return self.histopathology_region(source)
+        options.pop("region", None)
+        method = {"brain": self.brain, "skin": self.skin, "histopathology": self.histopathology,
+                  "leukemia": self.leukemia, "breast_survival": self.breast_survival}.get(task)
+        if method is None:
+            raise ValueError(f"unknown task {task!r}; one of {', '.join(TASKS)}")
+        return method(source, **{k: v for k, v in options.items() if v not in (None, False)})
+
+    def model(self, task: str) -> dict[str, Any]:
+        """The model's metadata: labels, thresholds, input contract, test metrics, licence, card."""
+        return self._request("GET", f"{TASKS[task.replace('-', '_')]}/model")
+
+    def health(self, task: str) -> dict[str, Any]:
+        """Readiness: the function's model is loaded and verified."""
+        return self._request("GET", f"{TASKS[task.replace('-', '_')]}/health")
+
+    def models(self) -> dict[str, dict[str, Any]]:
+        return {task: self.model(task) for task in TASKS}
+
+    # -- transport --------------------------------------------------------------------------------
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", path, json=body)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        for attempt in range(self.retries + 1):
+            try:
+                response = self._http.request(method, path, **kwargs)
+                if response.status_code == 200:
+                    return response.json()
+                error = ApiError.from_answer(response.status_code, _json_or_text(response))
+                retry_after = _retry_after(response)
+            except httpx.TransportError as exc:  # no answer: refused, reset, timed out
+                error, retry_after = ApiError(0, "transport_error", f"{type(exc).__name__}: {exc}"), None
+            if not error.retryable or attempt == self.retries:
+                raise error
+            self.retried += 1
+            # Full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter"): concurrent
+            # clients throttled together must not come back together.
+            delay = random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2 ** attempt))
+            self._sleep(max(delay, retry_after or 0.0))
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+
+def _options(**options: Any) -> dict[str, Any]:
+    return {name: value for name, value in options.items() if value not in (None, False)}
+
+
+def _json_or_text(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers["retry-after"])
+    except (KeyError, ValueError):
+        return None

@@ -1,0 +1,51 @@
+"""What a caller hands the client → the request body the API takes."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+ImageSource = Union[str, os.PathLike, bytes]
+ExpressionSource = Union[Mapping[str, float], str, os.PathLike]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
+
+
+def image_body(source: ImageSource) -> dict[str, Any]:
+    """``{"url": …}`` for an http(s) URL (the API fetches it), else ``{"image": base64}`` of the
+    bytes or of the file at the path (PNG, JPEG or DICOM)."""
+    if isinstance(source, bytes):
+        data = source
+    elif isinstance(source, str) and source.startswith(("http://", "https://")):
+        return {"url": source}
+    else:
+        data = Path(source).read_bytes()
+    return {"image": base64.b64encode(data).decode("ascii")}
+
+
+def expression_body(source: ExpressionSource) -> dict[str, Any]:
+    """The compact form ``{"genes": [...], "values": [...]}`` from a mapping, a JSON file (either
+    form) or a CSV file of two columns, gene id and value (a header row is skipped)."""
+    if isinstance(source, Mapping):
+        return {"genes": list(source), "values": [float(v) for v in source.values()]}
+    path = Path(source)
+    if path.suffix.lower() == ".json":
+        data = json.loads(path.read_text())
+        return expression_body(data["expression"]) if "expression" in data else {"genes": data["genes"], "values": data["values"]}
+    genes, values = [], []
+    with path.open(newline="") as handle:
+        for number, row in enumerate(csv.reader(handle)):
+            if not row or not row[0].strip():
+                continue
+            try:
+                value = float(row[1])
+            except (IndexError, ValueError):
+                if number == 0:
+                    continue  # a header
+                raise ValueError(f"{path}:{number + 1}: expected 'gene,value', got {row!r}")
+            genes.append(row[0].strip())
+            values.append(value)
+    return {"genes": genes, "values": values}

@@ -1,0 +1,1 @@
+"""The API contract: ``openapi.yaml``, generated from the routes the functions serve."""
