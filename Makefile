@@ -18,7 +18,7 @@ LAMBDA_BASE := ../shared/tools/lambda-base
 export ONCOSERVE_DATA_ROOT ?= $(abspath ../shared/data)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup serve test test-fast replay events lint-template train-leukemia train-breast-survival train-histopathology experiment-histopathology train-brain train-skin finetune-brain finetune-skin finetune-histopathology pack-brain pack-skin pack-histopathology train-all bench loadtest wheels images images-test images-clean clean
+.PHONY: help setup serve test browser openapi test-fast replay events lint-template train-leukemia train-breast-survival train-histopathology experiment-histopathology train-brain train-skin finetune-brain finetune-skin finetune-histopathology pack-brain pack-skin pack-histopathology train-all bench loadtest wheels images images-test images-clean clean
 
 help: ## list the targets
 	@grep -E '^[a-z -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -49,8 +49,14 @@ setup: $(VENV)/.installed $(VENV_SAM)/.installed $(RIE) ## create .venv and .ven
 serve: setup ## the local API: all five functions behind an API key on 127.0.0.1 (PORT, default 3000)
 	$(PY) -m local.serve
 
-test: setup lint-template ## the full test suite (what CI runs)
+test: setup lint-template browser ## the full test suite (what CI runs)
 	$(PY) -m pytest
+
+browser: ## headless Chromium for the docs-page test (Debian's package chromium; apt-get as root)
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium >/dev/null; }
+
+openapi: $(VENV)/.installed ## regenerate openapi.yaml from the functions' routes (a test fails when it is stale)
+	$(PY) -m contract
 
 test-fast: ## unit tests only, no set-up
 	$(PY) -m pytest tests/unit -q
@@ -93,6 +99,7 @@ train-all: train-leukemia train-breast-survival train-histopathology train-brain
 bench: setup ## LiteRT vs TensorFlow vs ONNX Runtime per model → BENCHMARKS.md (needs build/<task>/saved_model from training; TASKS=skin re-measures skin only, keeping the other sections)
 	$(PY) -m pip install --quiet -r requirements/bench.txt
 	$(PY) -m bench.run $(if $(TASKS),--rerun $(TASKS))
+	$(PY) -m bench.handler
 
 loadtest: setup ## Locust against the local API: 1/8/32 users, the usage plan, a 10,000-request soak → BENCHMARKS.md (~20 min; loopback only)
 	$(PY) -m pip install --quiet -r requirements/loadtest.txt

@@ -55,7 +55,7 @@ class _BulkRule:
         try:
             values = np.asarray(items, dtype=np.float64)
         except OverflowError:  # an integer literal beyond float range: over any maximum
-            values = np.asarray([v if abs(v) < 1e308 else math.copysign(math.inf, v) for v in items])
+            values = np.asarray([v if abs(v) < 1e308 else (math.inf if v > 0 else -math.inf) for v in items])
         for rule, too_far, text in (("minimum", values < self.item.get("minimum", -math.inf), "bigger than or equal to"),
                                     ("maximum", values > self.item.get("maximum", math.inf), "smaller than or equal to")):
             if too_far.any():

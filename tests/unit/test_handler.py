@@ -98,3 +98,25 @@ def test_non_proxy_events_are_refused(lambda_context):
     handler = make(lambda body, model: {})
     status, body = answer(handler, {"expression": {}}, lambda_context)
     assert (status, body["error"]["code"]) == (404, "unknown_route")
+
+
+def test_every_function_answers_health_and_model_metadata_without_a_body(lambda_context):
+    handler = make(lambda body, model: {})
+    assert [(r.method, r.path) for r in handler.routes] == [
+        ("POST", "/stub/predict"), ("GET", "/stub/model"), ("GET", "/stub/health")]
+    status, body = answer(handler, event("/stub/health", "GET", None), lambda_context)
+    assert (status, body["status"], body["model"]) == (200, "ready", StubBundle.info)
+    status, body = answer(handler, event("/stub/health", "POST", "{}"), lambda_context)
+    assert (status, body["error"]["code"]) == (405, "method_not_allowed")
+
+
+def test_health_is_503_while_the_model_is_unavailable(tmp_path, lambda_context):
+    handler = make(lambda body, model: {}, model=ModelHandle(tmp_path))
+    status, body = answer(handler, event("/stub/health", "GET", None), lambda_context)
+    assert (status, body["error"]["code"]) == (503, "model_unavailable")
+
+
+def test_a_function_serves_one_prefix():
+    with pytest.raises(ValueError, match="one prefix"):
+        build_lambda_handler("stub", StubHandle(), [Route("/a/predict", EXPRESSION_REQUEST_SCHEMA, lambda b, m: {}),
+                                                    Route("/b/predict", EXPRESSION_REQUEST_SCHEMA, lambda b, m: {})])

@@ -79,3 +79,24 @@ def test_case_insensitive_models_accept_hgnc_capitals_and_refuse_duplicates():
     with pytest.raises(ApiError) as caught:
         expression_vector({"G1": 1, "g1": 2, "g2": 0}, ["g1", "g2"], case_insensitive=True)
     assert caught.value.code == "duplicate_genes"
+
+
+def test_the_compact_form_in_any_order_gives_the_same_vector():
+    from oncoserve_runtime import ExpressionProfile
+
+    mapping, _ = expression_vector({"G1": 1, "G2": 2, "G3": 3, "G4": 4}, FEATURES)
+    ordered, _ = expression_vector(ExpressionProfile.from_body({"genes": FEATURES, "values": [1, 2, 3, 4]}), FEATURES)
+    shuffled, _ = expression_vector(ExpressionProfile.from_body({"genes": ["G4", "G2", "G1", "G3"],
+                                                                 "values": [4, 2, 1, 3]}), FEATURES)
+    assert mapping.tolist() == ordered.tolist() == shuffled.tolist() == [[1, 2, 3, 4]]
+
+
+def test_the_compact_form_refuses_unequal_lengths_and_repeated_genes():
+    from oncoserve_runtime import ExpressionProfile
+
+    with pytest.raises(ApiError) as caught:
+        ExpressionProfile.from_body({"genes": ["G1", "G2"], "values": [1.0]})
+    assert (caught.value.code, caught.value.details["rule"]) == ("invalid_request", "same_length_as_genes")
+    with pytest.raises(ApiError) as caught:
+        expression_vector(ExpressionProfile.from_body({"genes": ["G1", "G1"], "values": [1.0, 2.0]}), FEATURES)
+    assert caught.value.code == "duplicate_genes" and caught.value.details["duplicates"] == ["G1"]

@@ -93,3 +93,44 @@ def test_image_schema_needs_exactly_one_source(body, valid):
         validate_body(body, schema)
     else:
         assert error_of(lambda: validate_body(body, schema)).code == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    "body, field, rule",
+    [
+        ({"genes": ["G1", "G2"], "values": [1.0, "high"]}, "body.values[1]", "type"),
+        ({"genes": ["G1", "G2"], "values": [1.0, True]}, "body.values[1]", "type"),
+        ({"genes": ["G1", "G2"], "values": [1.0, 1e12]}, "body.values[1]", "maximum"),
+        ({"genes": ["G1", "G2"], "values": [-1e12, 1.0]}, "body.values[0]", "minimum"),
+        ({"genes": ["G1", 7], "values": [1.0, 2.0]}, "body.genes[1]", "type"),
+        ({"genes": ["G1", ""], "values": [1.0, 2.0]}, "body.genes[1]", "minLength"),
+        ({"expression": {"G1": 1.0, "G2": False}}, "body.expression.G2", "type"),
+        ({"expression": {"G1": 10**400}}, "body.expression.G1", "maximum"),
+    ],
+)
+def test_bulk_checked_items_are_named_as_the_schema_names_them(body, field, rule):
+    err = error_of(lambda: validate_body(body, EXPRESSION_REQUEST_SCHEMA))
+    assert (err.code, err.details) == ("invalid_request", {"field": field, "rule": rule})
+
+
+@pytest.mark.parametrize(
+    "body, valid",
+    [
+        ({"genes": ["G1"], "values": [1]}, True),
+        ({"genes": ["G1"]}, False),
+        ({"values": [1.0]}, False),
+        ({"expression": {"G1": 1.0}, "genes": ["G1"]}, False),
+        ({"expression": {"G1": 1.0}, "genes": ["G1"], "values": [1.0]}, False),
+        ({"genes": [], "values": []}, False),
+    ],
+)
+def test_one_of_the_two_expression_forms(body, valid):
+    if valid:
+        validate_body(body, EXPRESSION_REQUEST_SCHEMA)
+    else:
+        assert error_of(lambda: validate_body(body, EXPRESSION_REQUEST_SCHEMA)).code == "invalid_request"
+
+
+def test_nan_still_gets_its_own_code_behind_the_fast_parser():
+    assert error_of(lambda: parse_json_body(event('{"genes": ["G1"], "values": [NaN]}'))).code == "non_finite_number"
+    assert parse_json_body(event('{"x": 1' + "0" * 30 + "}")) == {"x": 1e30}  # beyond 64 bits: parsed, then range-checked
