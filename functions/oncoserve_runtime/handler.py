@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from . import responses
 from .errors import ApiError, MethodNotAllowedError, NotFoundError
-from .model import ModelBundle, ModelHandle
+from .model import ModelHandle
 from .observability import logger, metrics, tracer
 from .requests import parse_body, validate_body
 from .routes import Route
