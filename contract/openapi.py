@@ -98,7 +98,7 @@ def _responses(route: Any) -> dict[str, Any]:
     from oncoserve_runtime import error_codes, response_schemas
 
     by_status: dict[int, list[str]] = {}
-    for code in route.error_codes:
+    for code in route.all_errors:
         by_status.setdefault(error_codes.CATALOGUE[code].status, []).append(code)
     responses: dict[str, Any] = {"200": {"description": route.response.get("description", "OK"),
                                          "content": {"application/json": {"schema": copy.deepcopy(dict(route.response))}}}}

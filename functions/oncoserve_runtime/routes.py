@@ -33,7 +33,8 @@ class Route:
         return "/" + self.path.strip("/").split("/", 1)[0]
 
     @property
-    def error_codes(self) -> tuple[str, ...]:
+    def all_errors(self) -> tuple[str, ...]:
+        """Every code this route can answer: its own, the JSON body's (a POST) and every route's."""
         body_errors = error_codes.JSON_BODY if self.schema is not None else ()
         codes = (*body_errors, *self.errors, *error_codes.EVERY_ROUTE)
         return tuple(dict.fromkeys(codes))

@@ -57,8 +57,8 @@ def api(bodies, tmp_path_factory):
     running.kill()
 
 
-def test_the_sample_bodies_cover_every_route():
-    assert set(SAMPLE_BODIES) == {path for spec in function_specs() for _, path in spec.routes}
+def test_the_sample_bodies_cover_every_prediction_route():
+    assert set(SAMPLE_BODIES) == {path for spec in function_specs() for method, path in spec.routes if method == "POST"}
 
 
 def test_eight_concurrent_clients_are_all_answered_and_the_functions_live_on(api, bodies):
