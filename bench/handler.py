@@ -96,7 +96,9 @@ def measure() -> list[dict[str, Any]]:
 def section(rows: list[dict[str, Any]]) -> str:
     lines = [f"## {TITLE}", "", f"Measured on {datetime.date.today().isoformat()} by `make bench` "
              f"(`python -m bench.handler`): {RUNS} warm calls of `lambda_handler` per event, 1 interpreter thread, "
-             "Powertools logging and metrics on, tracing off. Own work = request p50 − model p50.", "",
+             "Powertools logging and metrics on, tracing off. Own work = request p50 − model p50. "
+             "(The \"Function path\" lines of the sections above also count the emulator's transport of the event, "
+             "a 150 kB body for leukemia, and are dated with their own run.)", "",
              "| task | event | body kB | request p50 / p95 ms | model p50 ms | handler's own work p50 ms |",
              "|---|---|---|---|---|---|"]
     for r in rows:
