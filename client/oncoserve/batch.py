@@ -47,7 +47,11 @@ def _kept_rows(out: Path) -> list[dict[str, str]]:
     if not out.is_file():
         return []
     with out.open(newline="") as handle:
-        return [row for row in csv.DictReader(handle) if row.get("status") == "ok"]
+        reader = csv.DictReader(handle)
+        if reader.fieldnames and list(reader.fieldnames) != COLUMNS:
+            # Never rewrite a file this command did not write.
+            raise ValueError(f"{out} exists and is not an oncoserve batch file (columns {reader.fieldnames})")
+        return [row for row in reader if row.get("status") == "ok"]
 
 
 def run_batch(client: Client, task: str, folder: Path, out: Path, *, concurrency: int = 4,
