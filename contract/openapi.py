@@ -80,7 +80,7 @@ def _examples(spec: FunctionSpec, route: Any) -> dict[str, dict[str, dict[str, A
             if not isinstance(value, dict):
                 continue
         else:
-            value = event["body"]  # base64 of the file, as API Gateway passes it
+            continue  # a raw file body: its bytes cannot be an inline example
         key = name.removesuffix(".json")
         examples.setdefault(media_type, {})[key] = {"summary": f"events/{spec.task}/{name}: {summary}", "value": value}
     return examples
@@ -136,7 +136,7 @@ def _operation(spec: FunctionSpec, route: Any) -> dict[str, Any]:
         for media_type in route.binary_types:
             content[media_type] = {"schema": {"type": "string", "format": "binary", "contentMediaType": media_type}}
         for media_type, found in examples.items():
-            if media_type in content:
+            if media_type == "application/json":  # a binary body's example would be base64 text, not the file
                 content[media_type]["examples"] = found
         operation["requestBody"] = {
             "required": True, "content": content,

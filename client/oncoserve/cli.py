@@ -49,8 +49,7 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
 
 
 def _models(client: Client, _args: argparse.Namespace) -> int:
-    for task in TASKS:
-        meta = client.model(task)
+    for task, meta in client.models().items():
         model = meta["model"]
         print(f"{task:16s} {model['name']:40s} {model['version']:8s} sha256 {model['sha256'][:12]}  "
               f"labels {', '.join(meta['labels'])}")

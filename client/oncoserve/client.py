@@ -14,6 +14,7 @@ from .errors import ApiError
 from .inputs import ExpressionSource, ImageSource, expression_body, image_body
 
 DEFAULT_URL = "http://127.0.0.1:3000"  # the local API (make serve)
+_TASK_OPTIONS = {"brain": {"modality", "explain", "frame"}, "skin": {"explain", "frame"}}
 TASKS = {"histopathology": "/histopathology", "brain": "/brain", "skin": "/skin", "leukemia": "/leukemia",
          "breast_survival": "/breast-survival"}
 
@@ -29,6 +30,8 @@ class Client:
         key = api_key or os.environ.get("ONCOSERVE_API_KEY")
         if not key:
             raise ValueError("no API key: pass api_key (--api-key) or set ONCOSERVE_API_KEY")
+        if retries < 0:
+            raise ValueError("retries must be 0 or more")
         self.retries, self.backoff_s, self.max_backoff_s, self._sleep = retries, backoff_s, max_backoff_s, sleep
         self.retried = 0  # how many requests were sent again (throttling, transient errors)
         self._http = httpx.Client(base_url=self.url, headers={"x-api-key": key, "user-agent": "oncoserve-client/1.0"},
@@ -71,7 +74,11 @@ class Client:
                   "leukemia": self.leukemia, "breast_survival": self.breast_survival}.get(task)
         if method is None:
             raise ValueError(f"unknown task {task!r}; one of {', '.join(TASKS)}")
-        return method(source, **{k: v for k, v in options.items() if v not in (None, False)})
+        chosen = _options(**options)
+        unsupported = sorted(set(chosen) - _TASK_OPTIONS.get(task, set()))
+        if unsupported:
+            raise ValueError(f"{task} takes no {', '.join(unsupported)} option")
+        return method(source, **chosen)
 
     def model(self, task: str) -> dict[str, Any]:
         """The model's metadata: labels, thresholds, input contract, test metrics, licence, card."""
@@ -118,7 +125,8 @@ class Client:
 
 
 def _options(**options: Any) -> dict[str, Any]:
-    return {name: value for name, value in options.items() if value not in (None, False)}
+    """The options a caller set: ``None`` and ``False`` are left out, ``0`` is kept (frame 0)."""
+    return {name: value for name, value in options.items() if value is not None and value is not False}
 
 
 def _json_or_text(response: httpx.Response) -> Any:

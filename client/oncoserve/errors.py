@@ -26,8 +26,10 @@ class ApiError(Exception):
 
     @property
     def retryable(self) -> bool:
-        """Throttling and transient server states; never another 4xx, never a spent quota."""
-        return self.code == "transport_error" or self.status in (502, 503) or self.code == "throttled"
+        """Throttling, a function that crashed or timed out (API Gateway's 502), 503 and lost
+        connections. Never another 4xx, a spent quota, or the function's own 502s: those say the
+        image URL could not be fetched, and fetching it again is the caller's decision."""
+        return self.code in ("throttled", "bad_gateway", "transport_error") or self.status == 503
 
     @classmethod
     def from_answer(cls, status: int, body: Any) -> "ApiError":

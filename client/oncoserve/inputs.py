@@ -34,7 +34,11 @@ def expression_body(source: ExpressionSource) -> dict[str, Any]:
     path = Path(source)
     if path.suffix.lower() == ".json":
         data = json.loads(path.read_text())
-        return expression_body(data["expression"]) if "expression" in data else {"genes": data["genes"], "values": data["values"]}
+        if isinstance(data, dict) and isinstance(data.get("expression"), dict):
+            return expression_body(data["expression"])
+        if isinstance(data, dict) and {"genes", "values"} <= set(data):
+            return {"genes": data["genes"], "values": data["values"]}
+        raise ValueError(f"{path}: expected {{\"expression\": {{…}}}} or {{\"genes\": […], \"values\": […]}}")
     genes, values = [], []
     with path.open(newline="") as handle:
         for number, row in enumerate(csv.reader(handle)):

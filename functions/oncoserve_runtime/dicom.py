@@ -136,7 +136,10 @@ def linear_window(values: np.ndarray, center: float, width: float, function: str
 
 
 def _first(value: Any) -> float:
-    return float(value[0] if isinstance(value, pydicom.multival.MultiValue) else value)
+    number = float(value[0] if isinstance(value, pydicom.multival.MultiValue) else value)
+    if not np.isfinite(number):  # NaN or Infinity in a DS element: no window can be made of it
+        raise UnprocessableEntityError("corrupt_dicom", "The file's window (WindowCenter/WindowWidth) is not a finite number.")
+    return number
 
 
 def _to_display(stored: np.ndarray, ds: pydicom.Dataset) -> tuple[np.ndarray, dict[str, Any]]:

@@ -69,7 +69,8 @@ def build_lambda_handler(task: str, model: ModelHandle, routes: list[Route]) -> 
                 validate_body(body, route.schema)
             result = route.predict(body, bundle)
             response = responses.ok({"task": task, "model": bundle.info, **result})
-            metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
+            if route.method == "POST":  # metadata and health probes are not predictions
+                metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
         except ApiError as err:
             logger.info("request refused", extra={"status": err.status, "error_code": err.code})
             metrics.add_metric(name="ClientErrors" if err.status < 500 else "ServerErrors", unit=MetricUnit.Count, value=1)

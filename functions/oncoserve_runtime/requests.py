@@ -107,7 +107,7 @@ def parse_binary_body(event: dict[str, Any], schema: dict[str, Any], *, max_byte
     properties = schema.get("properties", {})
     for name, value in (event.get("queryStringParameters") or {}).items():
         kind = properties.get(name, {}).get("type")
-        if kind == "integer" and value.isdigit():
+        if kind == "integer" and value.isascii() and value.isdigit():  # "²".isdigit() is True, int("²") fails
             body[name] = int(value)
         elif kind == "boolean" and value in ("true", "false"):
             body[name] = value == "true"

@@ -147,3 +147,10 @@ def test_damaged_files_are_refused_with_a_code_never_an_exception():
             assert 400 <= exc.status < 500
             outcomes["refused"] += 1
     assert outcomes["decoded"] and outcomes["refused"]
+
+
+def test_a_window_that_is_not_a_finite_number_is_the_files_fault_not_a_500():
+    values = (RAMP.astype(np.uint16) * 16)
+    data = edit(secondary_capture(RAMP, modality="MR"), BitsAllocated=16, BitsStored=12, HighBit=11,
+                PixelData=values.tobytes(), WindowCenter="NaN", WindowWidth=1024)
+    assert code_of(data) == (422, "corrupt_dicom")

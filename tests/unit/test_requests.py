@@ -134,3 +134,12 @@ def test_one_of_the_two_expression_forms(body, valid):
 def test_nan_still_gets_its_own_code_behind_the_fast_parser():
     assert error_of(lambda: parse_json_body(event('{"genes": ["G1"], "values": [NaN]}'))).code == "non_finite_number"
     assert parse_json_body(event('{"x": 1' + "0" * 30 + "}")) == {"x": 1e30}  # beyond 64 bits: parsed, then range-checked
+
+
+def test_a_query_option_in_non_ascii_digits_is_a_schema_error_not_a_500():
+    from oncoserve_runtime.requests import parse_binary_body
+
+    schema = image_request_schema(frame={"type": "integer", "minimum": 0})
+    body = parse_binary_body({"body": "AAAA", "isBase64Encoded": True, "queryStringParameters": {"frame": "²"}}, schema)
+    assert body["frame"] == "²"
+    assert error_of(lambda: validate_body(body, schema)).details == {"field": "body.frame", "rule": "type"}
