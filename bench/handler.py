@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench.sections import replace_section
-from contract.apps import load_function_app
+from contract.apps import FakeLambdaContext, load_function_app
 from local.events import EVENTS_DIR
 
 TITLE = "handler's own work (in process)"
@@ -33,16 +33,6 @@ EVENTS = {  # task → events measured (the expression forms side by side)
     "breast_survival": ["ok_patient.json", "ok_patient_compact_reordered.json"],
 }
 RUNS = 300
-
-
-class _Context:
-    function_name = "bench"
-    memory_limit_in_mb = 1769
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
 
 
 def _median_ms(call: Callable[[], Any], runs: int = RUNS) -> tuple[float, float]:
@@ -82,9 +72,9 @@ def measure() -> list[dict[str, Any]]:
             event = json.loads(path.read_text())
             body = json.loads(event["body"])
             with contextlib.redirect_stdout(io.StringIO()):  # logs and metrics, as Lambda prints them
-                answer = app.lambda_handler(event, _Context())
+                answer = app.lambda_handler(event, FakeLambdaContext())
                 assert answer["statusCode"] == 200, answer
-                request_p50, request_p95 = _median_ms(lambda: app.lambda_handler(event, _Context()))
+                request_p50, request_p95 = _median_ms(lambda: app.lambda_handler(event, FakeLambdaContext()))
             model_p50, _ = _median_ms(_model_input(app, body))
             rows.append({"task": task, "event": name, "body_kb": len(event["body"]) / 1000, "request_p50": request_p50,
                          "request_p95": request_p95, "model_p50": model_p50, "own_p50": request_p50 - model_p50})

@@ -58,11 +58,12 @@ def _not_json(token: str) -> Any:
     raise ValueError(f"{token} is not JSON")
 
 
-def _examples(spec: FunctionSpec, route: Any) -> dict[str, dict[str, dict[str, Any]]]:
-    """Request examples by media type from the committed events of this route (``events/<task>/``)."""
+def _examples(spec: FunctionSpec, route: Any) -> dict[str, dict[str, Any]]:
+    """JSON request examples from the committed events of this route (``events/<task>/``); a raw
+    file body's bytes cannot be an inline example."""
     folder = EVENTS_DIR / spec.task
     expected = json.loads((folder / "expected.json").read_text())
-    examples: dict[str, dict[str, dict[str, Any]]] = {}
+    examples: dict[str, dict[str, Any]] = {}
     for name in sorted(expected):
         event = json.loads((folder / name).read_text())
         if (event["httpMethod"], event["path"]) != (route.method, route.path) or not event.get("body"):
@@ -71,18 +72,14 @@ def _examples(spec: FunctionSpec, route: Any) -> dict[str, dict[str, dict[str, A
         if len(event["body"]) > MAX_EXAMPLE_BYTES[outcome["status"] == 200]:
             continue
         summary = "answered 200" if outcome["status"] == 200 else f"refused {outcome['status']} {outcome['code']}"
-        media_type = (event.get("headers") or {}).get("Content-Type", "application/json")
-        if media_type == "application/json":
-            try:
-                value = json.loads(event["body"], parse_constant=_not_json)
-            except ValueError:
-                continue  # a deliberately broken body cannot be shown as JSON
-            if not isinstance(value, dict):
-                continue
-        else:
-            continue  # a raw file body: its bytes cannot be an inline example
-        key = name.removesuffix(".json")
-        examples.setdefault(media_type, {})[key] = {"summary": f"events/{spec.task}/{name}: {summary}", "value": value}
+        if (event.get("headers") or {}).get("Content-Type", "application/json") != "application/json":
+            continue
+        try:
+            value = json.loads(event["body"], parse_constant=_not_json)
+        except ValueError:
+            continue  # a deliberately broken body cannot be shown as JSON
+        if isinstance(value, dict):
+            examples[name.removesuffix(".json")] = {"summary": f"events/{spec.task}/{name}: {summary}", "value": value}
     return examples
 
 
@@ -135,9 +132,8 @@ def _operation(spec: FunctionSpec, route: Any) -> dict[str, Any]:
         content: dict[str, Any] = {"application/json": {"schema": copy.deepcopy(dict(route.schema))}}
         for media_type in route.binary_types:
             content[media_type] = {"schema": {"type": "string", "format": "binary", "contentMediaType": media_type}}
-        for media_type, found in examples.items():
-            if media_type == "application/json":  # a binary body's example would be base64 text, not the file
-                content[media_type]["examples"] = found
+        if examples:
+            content["application/json"]["examples"] = examples
         operation["requestBody"] = {
             "required": True, "content": content,
             "description": (f"At most {LAMBDA_PAYLOAD_BYTES // 2**20} MB (Lambda's synchronous payload limit; "

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from .template import REPO_ROOT
+from contract import OPENAPI_FILE
 
-OPENAPI_FILE = REPO_ROOT / "openapi.yaml"
 _ASSETS = {"swagger-ui-bundle.js": "application/javascript", "swagger-ui.css": "text/css",
            "favicon-32x32.png": "image/png"}
 _PAGE = """<!doctype html>

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,21 +14,10 @@ for path in (REPO_ROOT, FUNCTIONS_DIR):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from contract.apps import load_function_app, quiet_powertools  # noqa: E402,F401 - re-exported for the tests
+from contract.apps import FakeLambdaContext, load_function_app, quiet_powertools  # noqa: E402,F401 - re-exported for the tests
 
 quiet_powertools()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "oncoserve-test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:oncoserve-test"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 @pytest.fixture

@@ -85,8 +85,7 @@ ANSWER = response_schemas.binary_answer(
     tumor_type={"type": "object", "description": "MRI tumours only.",
                 "properties": {"label": response_schemas.label(TYPES), "probabilities": response_schemas.probabilities(TYPES)},
                 "required": ["label", "probabilities"], "additionalProperties": False},
-    explanation=response_schemas.EXPLANATION, dicom=response_schemas.DICOM_INFO)
-ANSWER["required"].append("modality")
+    explanation=response_schemas.EXPLANATION, dicom=response_schemas.DICOM_INFO, required=("modality",))
 
 lambda_handler = build_lambda_handler("brain", MODEL, [
     Route("/brain/predict", SCHEMA, predict, binary_types=DICOM_MEDIA_TYPES, response=ANSWER,

@@ -94,10 +94,12 @@ def answer(task: str, properties: dict[str, Any], required: list[str], descripti
     }
 
 
-def binary_answer(task: str, labels: list[str], description: str, **extra: dict[str, Any]) -> dict[str, Any]:
-    """``label``, ``probabilities``, ``threshold`` (see :func:`.predictions.binary_prediction`) and ``extra``."""
+def binary_answer(task: str, labels: list[str], description: str, *, required: tuple[str, ...] = (),
+                  **extra: dict[str, Any]) -> dict[str, Any]:
+    """``label``, ``probabilities``, ``threshold`` (see :func:`.predictions.binary_prediction`) and
+    ``extra`` fields, of which ``required`` are always there."""
     return answer(task, {"label": label(labels), "probabilities": probabilities(labels), "threshold": THRESHOLD,
-                         **extra}, ["label", "probabilities", "threshold"], description)
+                         **extra}, ["label", "probabilities", "threshold", *required], description)
 
 
 ERROR_BODY = {
