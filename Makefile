@@ -23,11 +23,11 @@ export PYTHONDONTWRITEBYTECODE := 1
 help: ## list the targets
 	@grep -E '^[a-z -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements/dev.txt requirements/survival-check.txt functions/requirements.txt functions/requirements-tracing.txt client/pyproject.toml
+$(VENV)/.installed: requirements/dev.txt requirements/survival-check.txt functions/requirements.txt functions/requirements-tracing.txt functions/pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt
-	$(PY) -m pip install --quiet -e ./client
+	$(PY) -m pip install --quiet -e ./functions -e ./client
 	touch $@
 
 $(VENV_SAM)/.installed: requirements/sam.txt
@@ -120,7 +120,7 @@ images: $(VENV_SAM)/.installed wheels ## sam build of all five images (starts Do
 	$(SAM) build
 
 images-test: setup images ## run every image under the emulator and replay every event against it
-	$(PY) -m local.images
+	$(PY) -m local.container_images
 
 images-clean: ## remove the function images and SAM's build folder
 	-docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^[a-z]+function:' | xargs -r docker rmi -f

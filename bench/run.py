@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bench.sections import split_sections
+from contract.registry import TASKS
 from train import common
 
 OUT = common.BUILD_DIR / "bench"
@@ -67,7 +68,7 @@ def task_data(task: str) -> tuple[np.ndarray, Callable[[dict[str, np.ndarray]], 
         return (data["images"][rows].astype(np.float32),
                 lambda o: float(roc_auc_score(data["tumor"][rows], o["tumor"][:, 1])), "tumour ROC-AUC")
     if task == "skin":
-        from train.images import load_images, load_manifest
+        from train.image_datasets import load_images, load_manifest
         from oncoserve_runtime import ImagePreprocessing
 
         manifest = load_manifest("skin")
@@ -395,7 +396,7 @@ def previous_sections(text: str) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("tasks", nargs="*", default=["histopathology", "brain", "skin", "leukemia", "breast_survival"])
+    parser.add_argument("tasks", nargs="*", default=list(TASKS))
     parser.add_argument("--rerun", nargs="*", default=["all"],
                         help="tasks to measure again (default all); others reuse build/bench/<task>.json")
     args = parser.parse_args(argv)

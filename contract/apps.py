@@ -41,5 +41,6 @@ def load_function_app(task: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"oncoserve_app_{task}", FUNCTIONS_DIR / task / "app.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their annotations through it
     spec.loader.exec_module(module)
     return module

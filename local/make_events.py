@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from contract.registry import TASKS
+
 from .events import EVENTS_DIR, json_event, proxy_event
 
 # (file name, event, expectation) — expectation: {"status": int, "code"?: str, "label"?: str}
@@ -194,7 +196,7 @@ def _shared_image(task: str, relative: str) -> str:
 
 def _first_test_path(task: str, **columns: str) -> str:
     sys.path.insert(0, str(EVENTS_DIR.parent))
-    from train.images import load_manifest
+    from train.image_datasets import load_manifest
 
     manifest = load_manifest(task)
     rows = manifest[manifest["split"] == "test"]
@@ -321,7 +323,7 @@ def write_cases(folder: Path, cases: Iterator[EventCase], *, with_bodies: bool) 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--static", action="store_true", help="(re)write the committed events too")
-    parser.add_argument("tasks", nargs="*", default=sorted(set(STATIC) | set(GENERATED)))
+    parser.add_argument("tasks", nargs="*", default=list(TASKS))
     args = parser.parse_args(argv)
     for task in args.tasks:
         if args.static and task in STATIC:

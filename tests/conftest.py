@@ -1,18 +1,17 @@
-"""Shared fixtures: import paths, a Lambda context, events, data and model locations."""
+"""Shared fixtures: a Lambda context, events, data and model locations.
+
+``oncoserve_runtime`` is installed (editable) by `make setup`; pytest.ini puts the repository root
+on the path for ``contract``, ``local``, ``train`` and ``bench``."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = REPO_ROOT / "functions"
-for path in (REPO_ROOT, FUNCTIONS_DIR):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
 
 from contract.apps import FakeLambdaContext, load_function_app, quiet_powertools  # noqa: E402,F401 - re-exported for the tests
 

@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import os
 import random
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,10 +21,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 BUILD_DIR = REPO_ROOT / "build"
-
-# Training imports the serving runtime (preprocessing, model loading) so both agree by construction.
-if str(FUNCTIONS_DIR) not in sys.path:
-    sys.path.insert(0, str(FUNCTIONS_DIR))
 
 
 def data_root() -> Path:
@@ -165,28 +160,49 @@ def balanced_class_weight(labels: np.ndarray, n_classes: int) -> dict[int, float
 
 
 def write_model_json(task: str, metadata: dict[str, Any]) -> dict[str, Any]:
-    """Write ``functions/<task>/model/model.json`` (floats rounded) and return what was written.
-    ``training.experiments`` (runs measured by other commands, e.g. ``make experiment-histopathology``)
-    is carried over from the file being replaced: retraining the shipped model does not redo them."""
-    path = model_json_path(task)
-    if path.exists() and "experiments" not in metadata.get("training", {}):
-        experiments = json.loads(path.read_text()).get("training", {}).get("experiments")
-        if experiments:
-            metadata = {**metadata, "training": {**metadata["training"], "experiments": experiments}}
-    final = rounded({"schema": "oncoserve.model/v1", "created": dt.date.today().isoformat(), **metadata,
+    """Write the serving contract ``functions/<task>/model/model.json`` and the training record
+    ``training.json`` beside it (floats rounded); return both merged, as the card renderers read them.
+
+    The contract holds the keys of ``oncoserve_runtime.contract`` (what a function loads at cold
+    start); everything else (changelog, candidates, conversion tables, tuning runs, plots) is the
+    record. ``training.experiments`` (runs measured by other commands, e.g. ``make
+    experiment-histopathology``) is carried over from the record being replaced: retraining the
+    shipped model does not redo them."""
+    from oncoserve_runtime.contract import CONTRACT_KEYS, CONTRACT_SCHEMA
+
+    previous = read_model_json(task) if model_json_path(task).exists() else {}
+    experiments = previous.get("training", {}).get("experiments")
+    if experiments and "experiments" not in metadata.get("training", {}):
+        metadata = {**metadata, "training": {**metadata["training"], "experiments": experiments}}
+    final = rounded({"schema": CONTRACT_SCHEMA, "created": dt.date.today().isoformat(), **metadata,
                      "versions": library_versions()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(final, indent=2, allow_nan=False) + "\n")
-    print(f"wrote {path.relative_to(REPO_ROOT)}", flush=True)
+    contract = {key: value for key, value in final.items() if key in CONTRACT_KEYS}
+    record = {"schema": TRAINING_RECORD_SCHEMA, "name": final["name"], "version": final["version"],
+              **{key: value for key, value in final.items() if key not in CONTRACT_KEYS}}
+    for path, document in ((model_json_path(task), contract), (training_record_path(task), record)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+        print(f"wrote {path.relative_to(REPO_ROOT)}", flush=True)
     return final
+
+
+TRAINING_RECORD_SCHEMA = "oncoserve.training/v1"
 
 
 def model_json_path(task: str) -> Path:
     return function_dir(task) / "model" / "model.json"
 
 
+def training_record_path(task: str) -> Path:
+    return function_dir(task) / "model" / "training.json"
+
+
 def read_model_json(task: str) -> dict[str, Any]:
-    return json.loads(model_json_path(task).read_text())
+    """The contract and the training record of ``task``'s committed model, as one document."""
+    contract = json.loads(model_json_path(task).read_text())
+    record_path = training_record_path(task)
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    return {**contract, **{key: value for key, value in record.items() if key not in ("schema", "name", "version")}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,7 +353,7 @@ def write_model_card(task: str, metadata: dict[str, Any], *, overview: str, eval
 - Served by LiteRT (`ai-edge-litert`) in an AWS Lambda container; trained with Keras
   {metadata['versions'].get('keras', '?')} on TensorFlow {metadata['versions'].get('tensorflow', '?')}
 - Reproduce: `{metadata.get('training', {}).get('command', 'make train-' + task)}` (seeded)
-- Changelog: {' '.join(f'{v}: {text.rstrip(".")}.' for v, text in metadata['changelog'].items())}
+- Changelog: [CHANGELOG.md](CHANGELOG.md) (one line per version); how each version was chosen: "Development history" below
 
 ## Intended use
 {metadata['intended_use']}
@@ -357,6 +373,9 @@ def write_model_card(task: str, metadata: dict[str, Any], *, overview: str, eval
 
 {plots}
 
+## Development history
+{development_history(task)}
+
 ## Risks and limitations
 {metadata['limitations']}
 
@@ -366,6 +385,22 @@ and `events/{task}/` for good and bad requests.
 """
     path = function_dir(task) / "MODEL_CARD.md"
     path.write_text(card)
+    write_changelog(task, metadata)
+    return path
+
+
+def development_history(task: str) -> str:
+    """``functions/<task>/history.md`` (hand-written narrative of how each version was chosen), without its comment."""
+    text = (function_dir(task) / "history.md").read_text()
+    return text.split("-->", 1)[1].strip() if text.lstrip().startswith("<!--") else text.strip()
+
+
+def write_changelog(task: str, metadata: dict[str, Any]) -> Path:
+    """``functions/<task>/CHANGELOG.md``: one line per version, newest first (as MONAI bundles keep theirs)."""
+    lines = [f"- **{version}**: {text.rstrip('.')}." for version, text in reversed(metadata["changelog"].items())]
+    path = function_dir(task) / "CHANGELOG.md"
+    path.write_text(f"# Changelog: {metadata['name']}\n\nWritten from `model/training.json` by the training command; "
+                    f"the narrative is the model card's \"Development history\".\n\n" + "\n".join(lines) + "\n")
     return path
 
 

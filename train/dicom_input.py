@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from train import common
-from train.images import load_manifest
+from train.image_datasets import load_manifest
 
 TASK = "brain"
 OUT = common.REPO_ROOT / "functions" / TASK / "dicom_input.json"

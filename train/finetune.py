@@ -28,7 +28,6 @@ into model.json as ``training.fine_tuning``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import shutil
@@ -226,8 +225,9 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
 
 
 def file_sha256(path: str | Path | None) -> str | None:
-    # Not oncoserve_runtime.sha256_of: the runtime package imports Powertools, which a GPU machine lacks.
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
+    from oncoserve_runtime.digests import sha256_of  # hashlib only: fine on a GPU machine without Powertools
+
+    return sha256_of(path) if path else None
 
 
 def device_name() -> str:

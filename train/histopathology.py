@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from train import common, finetune, transfer
-from train.images import load_images, load_manifest
+from train.image_datasets import load_images, load_manifest
 
 from oncoserve_runtime import ImagePreprocessing  # noqa: E402
 

@@ -112,7 +112,7 @@ def cache_tag(name: str, weights: str | None) -> str:
     default = DEFAULT_WEIGHTS.get(name)
     if default and Path(path).name == default:
         return name
-    from oncoserve_runtime import sha256_of  # the tasks that cache features import the runtime anyway
+    from oncoserve_runtime.digests import sha256_of
 
     return f"{name}_{sha256_of(Path(path))[:8]}"
 

@@ -9,11 +9,13 @@ modality, chosen on validation for tumour recall >= 0.99, a margin over the 0.98
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from oncoserve_runtime import (
     DICOM_MEDIA_TYPES,
+    BinaryOutput,
     FRAME_SCHEMA,
     ImagePreprocessing,
     ModelBundle,
@@ -22,6 +24,7 @@ from oncoserve_runtime import (
     build_lambda_handler,
     UnprocessableEntityError,
     cam_overlay,
+    contract,
     error_codes,
     image_request_schema,
     probabilities_by_label,
@@ -30,14 +33,29 @@ from oncoserve_runtime import (
     to_grey_rgb,
 )
 
-MODEL = ModelHandle(Path(__file__).parent / "model")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrainOutput(BinaryOutput):
+    """Three heads on one backbone (tumour, modality, MRI tumour type), a CAM, a threshold per modality."""
+
+    tensor: str
+    thresholds_by_modality: dict[str, float]
+    modality_labels: tuple[str, ...]
+    modality_tensor: str
+    type_labels: tuple[str, ...]
+    type_tensor: str
+    cam_tensor: str
+
+
+MODEL = ModelHandle(Path(__file__).parent / "model", contract.contract_type("brain", "image", BrainOutput))
 MODEL.warm()
 
 SCHEMA = image_request_schema(modality={"enum": ["ct", "mri"]}, explain={"type": "boolean"}, frame=FRAME_SCHEMA)
 
 
 def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
-    output = model.metadata["output"]
+    output = model.contract.output
     scan = scan_from_body(body, min_side=16)
     if scan.modality and body.get("modality", scan.modality) != scan.modality:
         raise UnprocessableEntityError(
@@ -46,17 +64,17 @@ def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     batch = ImagePreprocessing.for_model(model).to_array(image)
     outputs = model.run(batch)
 
-    modality_p = outputs[output["modality_tensor"]][0]
+    modality_p = outputs[output.modality_tensor][0]
     if "modality" in body:
         modality = {"value": body["modality"], "source": "request"}
     elif scan.modality:
         modality = {"value": scan.modality, "source": "dicom"}
     else:
         best = int(modality_p.argmax())
-        modality = {"value": output["modality_labels"][best], "source": "predicted", "probability": float(modality_p[best])}
+        modality = {"value": output.modality_labels[best], "source": "predicted", "probability": float(modality_p[best])}
 
-    tumor_p = outputs[output["tensor"]][0]
-    threshold = float(output["thresholds_by_modality"][modality["value"]])
+    tumor_p = outputs[output.tensor][0]
+    threshold = output.thresholds_by_modality[modality["value"]]
     is_tumor = float(tumor_p[model.labels.index("tumor")]) >= threshold
     response: dict[str, Any] = {
         "label": "tumor" if is_tumor else "healthy",
@@ -65,11 +83,11 @@ def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
         "modality": modality,
     }
     if modality["value"] == "mri" and is_tumor:
-        type_p = outputs[output["type_tensor"]][0]
-        response["tumor_type"] = {"label": output["type_labels"][int(type_p.argmax())],
-                                  "probabilities": probabilities_by_label(output["type_labels"], type_p)}
+        type_p = outputs[output.type_tensor][0]
+        response["tumor_type"] = {"label": output.type_labels[int(type_p.argmax())],
+                                  "probabilities": probabilities_by_label(output.type_labels, type_p)}
     if body.get("explain"):
-        response["explanation"] = cam_overlay(image, outputs[output["cam_tensor"]][0])
+        response["explanation"] = cam_overlay(image, outputs[output.cam_tensor][0])
     if scan.dicom:
         response["dicom"] = scan.dicom
     return response

@@ -8,6 +8,7 @@ group's Kaplan–Meier curve from the model's metadata (training patients, 95% C
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,28 @@ from oncoserve_runtime import (
     ModelHandle,
     Route,
     build_lambda_handler,
+    contract,
     error_codes,
     expression_vector,
     probabilities_by_label,
     response_schemas,
 )
 
-MODEL = ModelHandle(Path(__file__).parent / "model")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SurvivalOutput:
+    """Four risk groups, soft memberships, and each group's Kaplan-Meier tables (overall, disease-specific)."""
+
+    labels: tuple[str, ...]
+    group_names: tuple[str, ...]
+    probabilities: str
+    survival_tables: tuple[dict[str, Any], ...]
+    survival_tables_from: str
+
+
+MODEL = ModelHandle(Path(__file__).parent / "model",
+                    contract.contract_type("breast_survival", "expression", SurvivalOutput))
 MODEL.warm()
 
 _CURVE_FIELDS = ("months", "probability", "ci_lower", "ci_upper", "median_months", "at_5_years", "at_10_years")
@@ -35,20 +51,20 @@ def _curve(table: dict[str, Any], endpoint: str) -> dict[str, Any]:
 
 
 def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
-    spec = model.metadata["input"]
+    spec = model.contract.input
     vector, coverage = expression_vector(
-        ExpressionProfile.from_body(body), spec["features"], fill_values=spec["missing"]["fill_values"],
-        min_coverage=spec["missing"]["min_coverage"], case_insensitive=True,
+        ExpressionProfile.from_body(body), spec.features, fill_values=spec.missing.fill_values,
+        min_coverage=spec.missing.min_coverage, case_insensitive=model.contract.preprocessing.in_runtime.case_insensitive,
     )
     memberships = model.predict(vector)[0]
     group = int(memberships.argmax())
-    table = model.metadata["output"]["survival_tables"][group]
+    table = model.contract.output.survival_tables[group]
     return {
         "group": group,
         "group_label": table["group_label"],
         "label": model.labels[group],
         "probabilities": probabilities_by_label(model.labels, memberships),
-        "probabilities_kind": model.metadata["output"]["probabilities"],
+        "probabilities_kind": model.contract.output.probabilities,
         "survival": _curve(table["overall"], "overall survival (training patients of this group)"),
         "disease_specific_survival": _curve(table["disease_specific"], "breast-cancer-specific survival"),
         "input": coverage,

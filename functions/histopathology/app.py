@@ -7,6 +7,7 @@ Body: ``{"image": "<base64 PNG/JPEG>"}`` or ``{"url": "https://…"}``.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 from region import score_tiles, tile_region
 
 from oncoserve_runtime import (
+    BinaryOutput,
     ImagePreprocessing,
     ModelBundle,
     ModelHandle,
@@ -21,6 +23,7 @@ from oncoserve_runtime import (
     UnprocessableEntityError,
     binary_prediction,
     build_lambda_handler,
+    contract,
     error_codes,
     image_from_body,
     image_request_schema,
@@ -28,14 +31,33 @@ from oncoserve_runtime import (
     response_schemas,
 )
 
-MODEL = ModelHandle(Path(__file__).parent / "model")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegionTiling:
+    """How /histopathology/region cuts an image into patch-sized tiles."""
+
+    tile: int
+    stride: int
+    min_edge_tile: int
+    background: str
+    edge: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistopathologyOutput(BinaryOutput):
+    region: RegionTiling
+
+
+MODEL = ModelHandle(Path(__file__).parent / "model",
+                    contract.contract_type("histopathology", "image", HistopathologyOutput))
 MODEL.warm()
 
 MAX_PATCH_SIDE = 100  # a "patch" bigger than this belongs on /region, not squashed to 50x50
 
 
 def _idc_probability(model: ModelBundle, batch: np.ndarray) -> np.ndarray:
-    return model.predict(batch)[:, model.labels.index(model.metadata["output"]["positive_label"])]
+    return model.predict(batch)[:, model.labels.index(model.contract.output.positive_label)]
 
 
 def predict_patch(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
@@ -52,11 +74,11 @@ def predict_patch(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
 def predict_region(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     started = time.perf_counter()
     image = image_from_body(body)
-    spec = model.metadata["output"]["region"]
+    spec = model.contract.output.region
     preprocessing = ImagePreprocessing.for_model(model)
-    grid = tile_region(image, preprocessing, tile=spec["tile"], min_edge_tile=spec["min_edge_tile"])
+    grid = tile_region(image, preprocessing, tile=spec.tile, min_edge_tile=spec.min_edge_tile)
     p = score_tiles(lambda batch: _idc_probability(model, batch), grid.tiles)
-    threshold = float(model.metadata["output"]["threshold"])
+    threshold = model.contract.output.threshold
     heat = np.full((grid.rows, grid.cols), np.nan)
     for (row, col), value in zip(grid.cells, p):
         heat[row, col] = value
@@ -69,7 +91,7 @@ def predict_region(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
         "probabilities": {"non_idc": 1.0 - most_suspicious, "idc": most_suspicious},
         "threshold": threshold,
         "grid": {
-            "rows": grid.rows, "cols": grid.cols, "tile": spec["tile"], "stride": spec["stride"],
+            "rows": grid.rows, "cols": grid.cols, "tile": spec.tile, "stride": spec.stride,
             "probabilities": [[None if np.isnan(v) else round(float(v), 4) for v in row] for row in heat],
         },
         "tiles": {"scored": len(p), "idc_positive": positive, "background": grid.background, "edge_slivers": grid.slivers},

@@ -13,25 +13,27 @@ from typing import Any
 
 from oncoserve_runtime import (
     EXPRESSION_REQUEST_SCHEMA,
+    BinaryOutput,
     ExpressionProfile,
     ModelBundle,
     ModelHandle,
     Route,
     binary_prediction,
     build_lambda_handler,
+    contract,
     error_codes,
     expression_vector,
     response_schemas,
 )
 
-MODEL = ModelHandle(Path(__file__).parent / "model")
+MODEL = ModelHandle(Path(__file__).parent / "model", contract.contract_type("leukemia", "expression", BinaryOutput))
 MODEL.warm()  # the cold start pays for loading, not the first request
 
 
 def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
-    spec = model.metadata["input"]
+    spec = model.contract.input
     vector, coverage = expression_vector(
-        ExpressionProfile.from_body(body), spec["features"], min_coverage=spec["missing"]["min_coverage"]
+        ExpressionProfile.from_body(body), spec.features, min_coverage=spec.missing.min_coverage
     )
     return {**binary_prediction(model, model.predict(vector)[0]), "input": coverage}
 

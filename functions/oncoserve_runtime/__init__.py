@@ -3,85 +3,48 @@
 Handlers import from the package root only::
 
     from oncoserve_runtime import ModelHandle, Route, build_lambda_handler
+
+Names load on first use (PEP 562), so ``from oncoserve_runtime.digests import sha256_of`` or
+``oncoserve_runtime.contract`` work where Powertools and LiteRT are not installed (training, a GPU
+machine) and a function's cold start imports only what it touches.
 """
 
-from .errors import (
-    ApiError,
-    BadRequestError,
-    MethodNotAllowedError,
-    ModelUnavailableError,
-    NotFoundError,
-    PayloadTooLargeError,
-    UnprocessableEntityError,
-    UnsupportedMediaTypeError,
-    UpstreamFetchError,
-)
-from .explain import cam_overlay, normalise_cam
-from .fetch import fetch_url, is_public_address, plan_fetch
-from . import error_codes, response_schemas
-from .handler import build_lambda_handler
-from .heatmaps import colour_ramp, overlay_png_base64
-from .images import decode_image, to_grey_rgb
-from .inputs import (
-    DICOM_MEDIA_TYPES,
-    EXPRESSION_REQUEST_SCHEMA,
-    FRAME_SCHEMA,
-    ExpressionProfile,
-    ScanImage,
-    expression_vector,
-    image_from_body,
-    image_request_schema,
-    scan_from_body,
-)
-from .model import ModelBundle, ModelHandle, sha256_of
-from .observability import logger, metrics, tracer
-from .predictions import binary_prediction, probabilities_by_label
-from .preprocessing import ImagePreprocessing
-from .requests import parse_body, parse_json_body, validate_body
-from .routes import Route
+from __future__ import annotations
 
-__all__ = [
-    "ApiError",
-    "BadRequestError",
-    "DICOM_MEDIA_TYPES",
-    "EXPRESSION_REQUEST_SCHEMA",
-    "ExpressionProfile",
-    "FRAME_SCHEMA",
-    "ImagePreprocessing",
-    "MethodNotAllowedError",
-    "ModelBundle",
-    "ModelHandle",
-    "ModelUnavailableError",
-    "NotFoundError",
-    "PayloadTooLargeError",
-    "Route",
-    "ScanImage",
-    "UnprocessableEntityError",
-    "UnsupportedMediaTypeError",
-    "UpstreamFetchError",
-    "binary_prediction",
-    "build_lambda_handler",
-    "cam_overlay",
-    "colour_ramp",
-    "decode_image",
-    "error_codes",
-    "expression_vector",
-    "fetch_url",
-    "image_from_body",
-    "image_request_schema",
-    "is_public_address",
-    "logger",
-    "metrics",
-    "normalise_cam",
-    "overlay_png_base64",
-    "parse_body",
-    "parse_json_body",
-    "plan_fetch",
-    "probabilities_by_label",
-    "response_schemas",
-    "scan_from_body",
-    "sha256_of",
-    "to_grey_rgb",
-    "tracer",
-    "validate_body",
-]
+import importlib
+from typing import Any
+
+# module -> the names it exports
+_MODULE_EXPORTS: dict[str, str] = {
+    "errors": "ApiError BadRequestError MethodNotAllowedError ModelUnavailableError NotFoundError PayloadTooLargeError "
+              "UnprocessableEntityError UnsupportedMediaTypeError UpstreamFetchError",
+    "explain": "cam_overlay normalise_cam",
+    "fetch": "fetch_url is_public_address plan_fetch",
+    "handler": "build_lambda_handler",
+    "heatmaps": "colour_ramp overlay_png_base64",
+    "image_decoding": "decode_image to_grey_rgb",
+    "inputs": "DICOM_MEDIA_TYPES EXPRESSION_REQUEST_SCHEMA expression_vector ExpressionProfile FRAME_SCHEMA "
+              "image_from_body image_request_schema scan_from_body ScanImage",
+    "model": "ModelBundle ModelHandle",
+    "digests": "sha256_of",
+    "observability": "logger metrics tracer",
+    "predictions": "binary_prediction probabilities_by_label",
+    "preprocessing": "ImagePreprocessing",
+    "requests": "parse_body parse_json_body validate_body",
+    "routes": "Route",
+    "contract": "BinaryOutput",
+}
+_EXPORTS = {name: module for module, names in _MODULE_EXPORTS.items() for name in names.split()}
+_SUBMODULES = ("contract", "error_codes", "response_schemas", "typed_json")
+
+__all__ = sorted([*_EXPORTS, *_SUBMODULES])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,7 +29,7 @@ from pydicom.pixels import apply_rescale, apply_voi_lut, pixel_array
 from pydicom.uid import UID
 
 from .errors import ApiError, PayloadTooLargeError, UnprocessableEntityError, UnsupportedMediaTypeError
-from .images import MAX_DICOM_FRAMES
+from .image_decoding import MAX_DICOM_FRAMES
 
 # pydicom warns (and logs) about odd element values, quoting them: never let a value reach a log.
 logging.getLogger("pydicom").disabled = True

@@ -62,7 +62,7 @@ def build_lambda_handler(task: str, model: ModelHandle, routes: list[Route]) -> 
                 raise NotFoundError("unknown_route", "The event is not an API Gateway proxy event.")
             route = _route_for(event, by_path)
             bundle = model.get()
-            logger.append_keys(route=route.path, model_version=bundle.metadata["version"])
+            logger.append_keys(route=route.path, model_version=bundle.info["version"])
             body: dict[str, Any] = {}
             if route.schema is not None:
                 body = parse_body(event, route.schema, route.binary_types)
@@ -85,5 +85,6 @@ def build_lambda_handler(task: str, model: ModelHandle, routes: list[Route]) -> 
         return response
 
     lambda_handler.routes = served  # type: ignore[attr-defined]
+    lambda_handler.model = model  # type: ignore[attr-defined]  (python -m contract reads its contract type)
     lambda_handler.task = task  # type: ignore[attr-defined]
     return lambda_handler

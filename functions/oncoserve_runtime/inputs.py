@@ -15,7 +15,7 @@ from PIL import Image
 
 from .errors import BadRequestError, PayloadTooLargeError, UnprocessableEntityError
 from .fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, fetch_url
-from .images import DEFAULT_MAX_PIXELS, MAX_DICOM_FRAMES, decode_image, looks_like_dicom
+from .image_decoding import DEFAULT_MAX_PIXELS, MAX_DICOM_FRAMES, decode_image, looks_like_dicom
 
 MAX_IMAGE_BYTES = DEFAULT_MAX_BYTES
 # Expression values beyond this are typos or overflow, not measurements (Golub raw max ~7e4).

@@ -1,13 +1,14 @@
 """LiteRT model session: load once per container, verify the artifact, run inference.
 
-``model.json`` beside ``model.tflite`` is the contract between training and serving (labels,
-preprocessing, thresholds, metrics, sha256). A missing or tampered artifact makes the function
-answer 503 ``model_unavailable`` instead of crashing the runtime.
+``model.json`` beside ``model.tflite`` is the serving contract (labels, preprocessing,
+thresholds, metrics, sha256), read into the function's typed contract at cold start. A missing,
+malformed or incomplete contract, or a missing or tampered artifact, makes the function answer
+503 ``model_unavailable`` on every request instead of a 500 on the first request that reads the
+broken key.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -16,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from .digests import sha256_of
 from .errors import ModelUnavailableError
+from .typed_json import ContractError, from_json
 
 try:  # LiteRT, the successor of tflite-runtime (same Interpreter API)
     from ai_edge_litert.interpreter import Interpreter
@@ -24,14 +27,6 @@ except ImportError:  # pragma: no cover - fallback for images that still ship tf
     from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
 
 METADATA_FILE = "model.json"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def default_num_threads() -> int:
@@ -43,20 +38,28 @@ def default_num_threads() -> int:
 
 
 class ModelBundle:
-    """A verified ``.tflite`` artifact, its metadata and a ready LiteRT signature runner."""
+    """A verified ``.tflite`` artifact, its typed contract and a ready LiteRT signature runner.
 
-    def __init__(self, model_dir: Path, *, num_threads: int | None = None) -> None:
+    ``contract`` is the typed model.json (``contract_type`` from :func:`contract.contract_type`);
+    ``metadata`` the same document as parsed JSON, for answers that pass parts of it on.
+    """
+
+    def __init__(self, model_dir: Path, contract_type: type, *, num_threads: int | None = None) -> None:
         self.model_dir = Path(model_dir)
         metadata_path = self.model_dir / METADATA_FILE
         if not metadata_path.is_file():
             raise ModelUnavailableError("model_unavailable", "This model has not been trained and committed yet.")
         self.metadata: dict[str, Any] = json.loads(metadata_path.read_text())
-        artifact = self.metadata["artifact"]
-        model_path = self.model_dir / artifact["file"]
+        try:
+            self.contract = from_json(contract_type, self.metadata)
+        except ContractError as exc:
+            raise ModelUnavailableError("model_unavailable", f"The model's contract (model.json) is invalid: {exc}.")
+        artifact = self.contract.artifact
+        model_path = self.model_dir / artifact.file
         if not model_path.is_file():
             raise ModelUnavailableError("model_unavailable", "The model artifact is missing from this image.")
         self.sha256 = sha256_of(model_path)
-        if self.sha256 != artifact["sha256"]:
+        if self.sha256 != artifact.sha256:
             raise ModelUnavailableError(
                 "model_unavailable", "The model artifact does not match its recorded sha256; refusing to serve it."
             )
@@ -71,11 +74,11 @@ class ModelBundle:
     @property
     def info(self) -> dict[str, str]:
         """What every response says about the model that answered."""
-        return {"name": self.metadata["name"], "version": self.metadata["version"], "sha256": self.sha256}
+        return {"name": self.contract.name, "version": self.contract.version, "sha256": self.sha256}
 
     @property
     def labels(self) -> list[str]:
-        return list(self.metadata["output"]["labels"])
+        return list(self.contract.output.labels)
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Run one batch; returns every output of the serving signature by name."""
@@ -86,15 +89,16 @@ class ModelBundle:
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """The class-probability output (named in ``model.json`` ``output.tensor``, else the only one)."""
         outputs = self.run(batch)
-        name = self.metadata["output"].get("tensor") or next(iter(outputs))
+        name = getattr(self.contract.output, "tensor", None) or next(iter(outputs))
         return outputs[name]
 
 
 class ModelHandle:
     """Load a :class:`ModelBundle` once per container; remember a failure instead of raising at import."""
 
-    def __init__(self, model_dir: Path | str) -> None:
+    def __init__(self, model_dir: Path | str, contract_type: type) -> None:
         self.model_dir = Path(os.environ.get("ONCOSERVE_MODEL_DIR") or model_dir)
+        self.contract_type = contract_type
         self._bundle: ModelBundle | None = None
         self._error: ModelUnavailableError | None = None
 
@@ -108,7 +112,7 @@ class ModelHandle:
     def get(self) -> ModelBundle:
         if self._bundle is None and self._error is None:
             try:
-                self._bundle = ModelBundle(self.model_dir)
+                self._bundle = ModelBundle(self.model_dir, self.contract_type)
             except ModelUnavailableError as exc:
                 self._error = exc
             except (OSError, ValueError, KeyError, RuntimeError) as exc:

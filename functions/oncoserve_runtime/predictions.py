@@ -20,14 +20,14 @@ def binary_prediction(model: ModelBundle, probabilities: np.ndarray) -> dict[str
     The positive label wins when its probability reaches ``model.json`` ``output.threshold``,
     which training chose on the validation split (it is not always 0.5).
     """
-    output = model.metadata["output"]
+    output = model.contract.output
     labels = model.labels
-    positive = output["positive_label"]
+    positive = output.positive_label
     negative = next(label for label in labels if label != positive)
     p_positive = float(probabilities[labels.index(positive)])
     return {
-        "label": positive if p_positive >= output["threshold"] else negative,
+        "label": positive if p_positive >= output.threshold else negative,
         "probabilities": probabilities_by_label(labels, probabilities),
-        "threshold": float(output["threshold"]),
+        "threshold": output.threshold,
     }
 

@@ -39,6 +39,12 @@ class ImagePreprocessing:
         width, height = spec["resize"]
         return cls(size=(int(width), int(height)), scaling=spec.get("scaling", "none"))
 
+    @classmethod
+    def from_steps(cls, steps: Any) -> "ImagePreprocessing":
+        """Build from the typed contract's ``preprocessing.in_runtime`` (``contract.ImageSteps``)."""
+        width, height = steps.resize
+        return cls(size=(width, height), scaling=steps.scaling)
+
     def to_metadata(self) -> dict[str, Any]:
         return {
             "library": "keras-image-helper",
@@ -51,7 +57,7 @@ class ImagePreprocessing:
     @classmethod
     def for_model(cls, model: Any) -> "ImagePreprocessing":
         """The preprocessing a served model was trained with (its ``model.json``)."""
-        return cls.from_metadata(model.metadata["preprocessing"]["in_runtime"])
+        return cls.from_steps(model.contract.preprocessing.in_runtime)
 
     def to_array(self, image: Image.Image) -> np.ndarray:
         """One RGB image → float32 array of shape (1, height, width, 3)."""

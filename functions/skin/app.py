@@ -7,11 +7,13 @@ threshold was chosen on validation for melanoma sensitivity >= 0.90 (see MODEL_C
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from oncoserve_runtime import (
     DICOM_MEDIA_TYPES,
+    BinaryOutput,
     FRAME_SCHEMA,
     ImagePreprocessing,
     ModelBundle,
@@ -20,25 +22,37 @@ from oncoserve_runtime import (
     binary_prediction,
     build_lambda_handler,
     cam_overlay,
+    contract,
     error_codes,
     image_request_schema,
     response_schemas,
     scan_from_body,
 )
 
-MODEL = ModelHandle(Path(__file__).parent / "model")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SkinOutput(BinaryOutput):
+    """Melanoma probability and its class-activation map; thresholds a client may apply instead."""
+
+    tensor: str
+    cam_tensor: str
+    alternative_thresholds: dict[str, Any] | None = None
+
+
+MODEL = ModelHandle(Path(__file__).parent / "model", contract.contract_type("skin", "image", SkinOutput))
 MODEL.warm()
 
 
 def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
-    output = model.metadata["output"]
+    output = model.contract.output
     scan = scan_from_body(body, min_side=16, colour_dicom=True)
     image = scan.image
     batch = ImagePreprocessing.for_model(model).to_array(image)
     outputs = model.run(batch)
-    response = binary_prediction(model, outputs[output["tensor"]][0])
+    response = binary_prediction(model, outputs[output.tensor][0])
     if body.get("explain"):
-        response["explanation"] = cam_overlay(image, outputs[output["cam_tensor"]][0])
+        response["explanation"] = cam_overlay(image, outputs[output.cam_tensor][0])
     if scan.dicom:
         response["dicom"] = scan.dicom
     return response

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from contract.registry import TASKS
 from local.events import EVENTS_DIR
 from local.running import LocalApi
 from oncoserve import ApiError, Client
@@ -69,7 +70,7 @@ def test_expression_from_a_mapping_and_a_csv_file(client, shared_data, tmp_path)
 
 def test_models_and_health(client):
     models = client.models()
-    assert set(models) == {"histopathology", "brain", "skin", "leukemia", "breast_survival"}
+    assert set(models) == set(TASKS)
     assert models["brain"]["labels"] == ["healthy", "tumor"] and len(models["leukemia"]["input"]["features"]) == 7129
     assert client.health("breast-survival")["status"] == "ready"
 

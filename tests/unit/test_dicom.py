@@ -12,7 +12,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEGLSLossless, JPEGLoss
 from local.dicom_files import bare, ct_in_hounsfield, secondary_capture, with_transfer_syntax, without_pixels
 from oncoserve_runtime.dicom import BRAIN_WINDOW, decode_dicom, linear_window
 from oncoserve_runtime.errors import ApiError
-from oncoserve_runtime.images import MAX_DICOM_FRAMES, looks_like_dicom
+from oncoserve_runtime.image_decoding import MAX_DICOM_FRAMES, looks_like_dicom
 
 RAMP = np.tile(np.arange(256, dtype=np.uint8), (32, 1))  # every grey level, 32 x 256
 

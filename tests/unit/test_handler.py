@@ -5,7 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from oncoserve_runtime import EXPRESSION_REQUEST_SCHEMA, ModelHandle, Route, UnprocessableEntityError, build_lambda_handler
+from oncoserve_runtime import (EXPRESSION_REQUEST_SCHEMA, BinaryOutput, ModelHandle, Route, UnprocessableEntityError,
+                               build_lambda_handler, contract)
+
+from tests.conftest import FUNCTIONS_DIR
+
+LEUKEMIA = contract.contract_type("leukemia", "expression", BinaryOutput)
 
 
 class StubBundle:
@@ -79,19 +84,65 @@ def test_nan_in_a_result_is_a_server_fault_not_invalid_json(lambda_context):
 
 
 def test_missing_model_is_a_503(tmp_path, lambda_context):
-    handler = make(lambda body, model: {}, model=ModelHandle(tmp_path / "nothing-here"))
+    handler = make(lambda body, model: {}, model=ModelHandle(tmp_path / "nothing-here", LEUKEMIA))
     status, body = answer(handler, event(), lambda_context)
     assert (status, body["error"]["code"]) == (503, "model_unavailable")
+
+
+def _leukemia_contract() -> dict:
+    return json.loads((FUNCTIONS_DIR / "leukemia" / "model" / "model.json").read_text())
 
 
 def test_tampered_model_is_a_503(tmp_path, lambda_context):
     (tmp_path / "model.tflite").write_bytes(b"not the trained model")
-    (tmp_path / "model.json").write_text(json.dumps(
-        {"name": "x", "version": "1.0.0", "artifact": {"file": "model.tflite", "sha256": "a" * 64, "bytes": 21}}))
-    handler = make(lambda body, model: {}, model=ModelHandle(tmp_path))
+    (tmp_path / "model.json").write_text(json.dumps(_leukemia_contract()))
+    handler = make(lambda body, model: {}, model=ModelHandle(tmp_path, LEUKEMIA))
     status, body = answer(handler, event(), lambda_context)
     assert (status, body["error"]["code"]) == (503, "model_unavailable")
     assert "sha256" in body["error"]["message"]
+
+
+def _drop_threshold(document):
+    del document["output"]["threshold"]
+
+
+def _misspell_a_key(document):
+    document["output"]["thershold"] = document["output"].pop("threshold")
+
+
+def _text_for_a_number(document):
+    document["input"]["missing"]["min_coverage"] = "all"
+
+
+def _training_record_in_the_contract(document):
+    document["training"] = {"seed": 1}
+
+
+@pytest.mark.parametrize("break_it, where", [
+    (_drop_threshold, "output.threshold: required key missing"),
+    (_misspell_a_key, "output: unknown key(s) ['thershold']"),
+    (_text_for_a_number, "input.missing.min_coverage: expected a number, got str"),
+    (_training_record_in_the_contract, "unknown key(s) ['training']"),
+])
+def test_a_broken_contract_is_a_503_at_cold_start_naming_the_key(tmp_path, lambda_context, break_it, where):
+    document = _leukemia_contract()
+    break_it(document)
+    (tmp_path / "model.json").write_text(json.dumps(document))
+    (tmp_path / "model.tflite").write_bytes((FUNCTIONS_DIR / "leukemia" / "model" / "model.tflite").read_bytes())
+    handle = ModelHandle(tmp_path, LEUKEMIA)
+    handle.warm()  # what each app does at import: the failure is kept, not raised
+    handler = make(lambda body, model: {}, model=handle)
+    for evt in (event(), event("/stub/health", "GET", None)):
+        status, body = answer(handler, evt, lambda_context)
+        assert (status, body["error"]["code"]) == (503, "model_unavailable")
+        assert where in body["error"]["message"]
+
+
+def test_the_committed_contract_loads(tmp_path):
+    (tmp_path / "model.json").write_text(json.dumps(_leukemia_contract()))
+    (tmp_path / "model.tflite").write_bytes((FUNCTIONS_DIR / "leukemia" / "model" / "model.tflite").read_bytes())
+    bundle = ModelHandle(tmp_path, LEUKEMIA).get()
+    assert bundle.contract.output.threshold == 0.5 and len(bundle.contract.input.features) == 7129
 
 
 def test_non_proxy_events_are_refused(lambda_context):
@@ -111,7 +162,7 @@ def test_every_function_answers_health_and_model_metadata_without_a_body(lambda_
 
 
 def test_health_is_503_while_the_model_is_unavailable(tmp_path, lambda_context):
-    handler = make(lambda body, model: {}, model=ModelHandle(tmp_path))
+    handler = make(lambda body, model: {}, model=ModelHandle(tmp_path, LEUKEMIA))
     status, body = answer(handler, event("/stub/health", "GET", None), lambda_context)
     assert (status, body["error"]["code"]) == (503, "model_unavailable")
 

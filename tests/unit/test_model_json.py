@@ -1,4 +1,5 @@
-"""Every committed model.json follows model.schema.json and names its artifact's true sha256."""
+"""Every committed model.json is a serving contract that follows model.schema.json, names its
+artifact's true sha256 and loads into its function's typed contract; the training record is apart."""
 
 import json
 from pathlib import Path
@@ -25,7 +26,11 @@ def test_model_json_is_valid_and_matches_its_artifact(path):
     artifact = path.parent / metadata["artifact"]["file"]
     assert sha256_of(artifact) == metadata["artifact"]["sha256"]
     assert artifact.stat().st_size == metadata["artifact"]["bytes"] <= 25 * 1024 * 1024
-    for plot in metadata.get("plots", []):
+    record = json.loads((path.parent / "training.json").read_text())
+    assert (record["schema"], record["name"], record["version"]) == (
+        "oncoserve.training/v1", metadata["name"], metadata["version"])
+    assert not set(record) & set(metadata) - {"schema", "name", "version"}, "a key in both files"
+    for plot in record.get("plots", []):
         assert (path.parents[1] / plot).is_file(), plot
     card = path.parents[1] / "MODEL_CARD.md"
     assert card.is_file() and "not a medical device" in card.read_text()
@@ -50,3 +55,20 @@ def test_a_threshold_record_keeps_its_threshold_exact_and_rounds_its_figures():
     record = written["training"]["threshold"]
     assert record["threshold"] == 0.35332992672920227
     assert record["val_sensitivity"] == 0.9028 and record["rule"] == "sensitivity >= 0.9"
+
+
+@pytest.mark.parametrize("path", MODEL_JSONS, ids=lambda p: p.parts[-3])
+def test_the_schema_and_the_typed_contract_agree_on_a_broken_copy(path):
+    # The schema CI checks and the reader a function runs are generated from the same types: both
+    # accept the committed file, and both refuse it with a key missing from its output block.
+    from oncoserve_runtime.typed_json import ContractError, from_json
+    from tests.conftest import load_function_app
+
+    contract_type = load_function_app(path.parts[-3]).MODEL.contract_type
+    document = json.loads(path.read_text())
+    from_json(contract_type, document)
+    del document["output"]["labels"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, SCHEMA)
+    with pytest.raises(ContractError, match="output.labels: required key missing"):
+        from_json(contract_type, document)

@@ -145,18 +145,23 @@ def test_choose_variant_prefers_the_smaller_file_when_timings_are_close():
 
 
 def test_retraining_keeps_the_experiments_other_commands_recorded(tmp_path, monkeypatch):
-    # GIVEN a model.json where `make experiment-…` recorded a run, WHEN training rewrites it,
-    # THEN the new training fields are written and the recorded experiments survive.
+    # GIVEN a training record where `make experiment-…` recorded a run, WHEN training rewrites it,
+    # THEN the new training fields are written, the recorded experiments survive, and they land in
+    # training.json, not in the serving contract.
     from train import common
 
     monkeypatch.setattr(common, "REPO_ROOT", tmp_path)
     monkeypatch.setattr(common, "FUNCTIONS_DIR", tmp_path / "functions")
     recorded = {"run": {"command": "make experiment-x"}, "candidates": {"a": {"val_auc": 0.9}}}
-    common.write_model_json("x", {"version": "1.0.0", "training": {"seed": 1, "experiments": recorded}})
-    written = common.write_model_json("x", {"version": "1.0.1", "training": {"seed": 2}})
+    common.write_model_json("x", {"name": "x", "version": "1.0.0", "training": {"seed": 1, "experiments": recorded}})
+    written = common.write_model_json("x", {"name": "x", "version": "1.0.1", "training": {"seed": 2}})
     assert written["version"] == "1.0.1" and written["training"]["seed"] == 2
     assert written["training"]["experiments"] == recorded
     assert common.read_model_json("x")["training"]["experiments"] == recorded
+    contract = json.loads(common.model_json_path("x").read_text())
+    record = json.loads(common.training_record_path("x").read_text())
+    assert "training" not in contract and contract["version"] == "1.0.1"
+    assert record["training"]["experiments"] == recorded and record["version"] == "1.0.1"
 
 
 def test_whole_backbone_fine_tuning_trains_every_layer_and_restores_the_best_epoch(shared_data):

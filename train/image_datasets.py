@@ -16,7 +16,7 @@ import numpy as np
 
 from train import common
 
-from oncoserve_runtime import ImagePreprocessing, decode_image  # noqa: E402  (common put functions/ on sys.path)
+from oncoserve_runtime import ImagePreprocessing, decode_image
 
 
 def load_manifest(task: str):

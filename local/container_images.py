@@ -1,4 +1,4 @@
-"""The built container images, tested as Lambda runs them: ``python -m local.images``.
+"""The built container images, tested as Lambda runs them: ``python -m local.container_images``.
 
 Each image built by ``sam build`` is started with the Runtime Interface Emulator on loopback
 (``../shared/tools/lambda-base/run-function.sh``: host network, 127.0.0.1 only), every event in

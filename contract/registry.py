@@ -1,0 +1,71 @@
+"""The task registry (``tasks.yaml``), read into typed entries; and the template's function blocks from it.
+
+``template.yaml`` keeps everything shared (API, usage plan, globals, outputs) by hand; the
+resources of the five functions are written from the registry between two marker comments, so a
+new task is one registry entry, and a test fails when the template and the registry disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from oncoserve_runtime.typed_json import from_json
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REGISTRY_FILE = REPO_ROOT / "tasks.yaml"
+TEMPLATE_FILE = REPO_ROOT / "template.yaml"
+BEGIN = "  # --- functions: written by `make openapi` from tasks.yaml; edit the registry, not this block ---\n"
+END = "  # --- end of the functions written from tasks.yaml ---\n"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskEntry:
+    prefix: str
+    posts: tuple[str, ...]
+    memory_mb: int
+    input: Literal["image", "expression"]
+    summary: str
+
+    def routes(self) -> tuple[tuple[str, str], ...]:
+        """(METHOD, path) of every route the task's function serves, as the template states them."""
+        return (*(("POST", f"/{self.prefix}/{name}") for name in self.posts),
+                ("GET", f"/{self.prefix}/model"), ("GET", f"/{self.prefix}/health"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Registry:
+    tasks: dict[str, TaskEntry]
+
+
+def load_registry(path: Path = REGISTRY_FILE) -> dict[str, TaskEntry]:
+    return from_json(Registry, yaml.safe_load(path.read_text()), path.name).tasks
+
+
+TASKS = load_registry()
+
+
+def logical_id(task: str) -> str:
+    return "".join(part.title() for part in task.split("_")) + "Function"
+
+
+def function_block(task: str, entry: TaskEntry) -> str:
+    events = "".join(
+        f"        {name.title()}:\n"
+        f"          Type: Api\n"
+        f"          Properties: {{RestApiId: !Ref OncoServeApi, Path: {path}, Method: {method.lower()}}}\n"
+        for name, (method, path) in zip([*entry.posts, "model", "health"], entry.routes()))
+    return (f"  {logical_id(task)}:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+            f"      PackageType: Image\n      MemorySize: {entry.memory_mb}\n      Events:\n{events}"
+            f"    Metadata:\n      Dockerfile: Dockerfile\n      DockerContext: ./functions\n"
+            f"      DockerTag: {entry.prefix}-v1\n      DockerBuildArgs: {{TASK: {task}}}\n")
+
+
+def template_with_functions(text: str, tasks: dict[str, TaskEntry] = TASKS) -> str:
+    """``template.yaml``'s text with the block between the markers written from ``tasks``."""
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return head + BEGIN + "\n".join(function_block(task, entry) for task, entry in tasks.items()) + END + tail
