@@ -216,10 +216,12 @@ def stage_breakdown(task: str, event: dict[str, Any]) -> dict[str, float] | None
     body = json.loads(event["body"])
     if "image" not in body:
         return None
+    from contract.apps import load_function_app
     from oncoserve_runtime import ImagePreprocessing, ModelBundle, decode_image, parse_json_body
     from oncoserve_runtime.inputs import _decode_base64_image
 
-    model = ModelBundle(common.function_dir(task) / "model", num_threads=1)
+    contract_type = load_function_app(task).MODEL.contract_type  # the function's own reading of model.json
+    model = ModelBundle(common.function_dir(task) / "model", contract_type, num_threads=1)
     preprocessing = ImagePreprocessing.for_model(model)
     stages = {
         "parse_json": lambda: parse_json_body(event),
