@@ -55,7 +55,7 @@ test: setup lint-template browser ## the full test suite (what CI runs)
 browser: ## headless Chromium for the docs-page test (Debian's package chromium; apt-get as root)
 	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium >/dev/null; }
 
-openapi: $(VENV)/.installed ## regenerate openapi.yaml from the functions' routes (a test fails when it is stale)
+openapi: $(VENV)/.installed ## regenerate openapi.yaml, functions/model.schema.json and template.yaml's functions (from the routes, the typed contract, tasks.yaml; a test fails when one is stale)
 	$(PY) -m contract
 
 test-fast: ## unit tests only, no set-up
