@@ -6,22 +6,16 @@ PYTHON ?= python3
 VENV := .venv
 VENV_SAM := .venv-sam
 PY := $(VENV)/bin/python
-# Backbones tuned end to end by `make finetune-<task>` (committed; WEIGHTS=default trains on the ImageNet ones)
-BRAIN_WEIGHTS := train/weights/brain/backbone.weights.h5
-SKIN_WEIGHTS := train/weights/skin/backbone.weights.h5
-SKIN_SECOND_WEIGHTS := train/weights/skin/seed2018/backbone.weights.h5
-# Skin v1.5.0 runs images and backbone at 256 px (chosen on validation); INPUT_SIZE=224 rebuilds v1.4.0
-SKIN_INPUT_SIZE := 256
 SAM := SAM_CLI_TELEMETRY=0 $(VENV_SAM)/bin/sam
 RIE := build/bin/aws-lambda-rie
 LAMBDA_BASE := ../shared/tools/lambda-base
 export ONCOSERVE_DATA_ROOT ?= $(abspath ../shared/data)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup serve test browser openapi test-fast replay events lint-template train-leukemia train-breast-survival train-histopathology experiment-histopathology train-brain train-skin finetune-brain finetune-skin finetune-histopathology pack-brain pack-skin pack-histopathology train-all bench loadtest wheels images images-test images-clean clean
+.PHONY: help setup serve test browser openapi test-fast replay events lint-template experiment-histopathology finetune-brain finetune-skin finetune-histopathology pack-brain pack-skin pack-histopathology train-all bench loadtest wheels images images-test images-clean clean
 
 help: ## list the targets
-	@grep -E '^[a-z -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z% -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements/dev.txt requirements/survival-check.txt functions/requirements.txt functions/requirements-tracing.txt functions/pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,23 +64,11 @@ events: ## (re)write events/ (committed) and events/generated/ (from ../shared/d
 lint-template: $(VENV_SAM)/.installed ## sam validate --lint
 	$(SAM) validate --lint
 
-train-leukemia: $(VENV)/.installed ## train, convert and evaluate the leukemia model (~6 min CPU)
-	$(PY) -m train.leukemia
-
-train-breast-survival: $(VENV)/.installed ## survival groups: K-Means vs ridge / elastic-net Cox, chosen on val, cross-validated estimate (~2 min)
-	$(PY) -m train.breast_survival
-
-train-histopathology: $(VENV)/.installed ## CancerNet, two stain-robust variants and MobileNetV2 (tuned backbone, committed) + linear head, chosen on val (~25 min CPU; WEIGHTS=default: ImageNet)
-	$(PY) -m train.histopathology $(if $(WEIGHTS),--weights $(WEIGHTS))
+train-%: $(VENV)/.installed ## train, convert, evaluate and card one model as shipped (train/shipped.yaml; ARGS="--weights default" etc. override; times in docs/training.md)
+	$(PY) -m train.$(subst -,_,$*) $(ARGS)
 
 experiment-histopathology: $(VENV)/.installed ## MobileNetV2 (ImageNet) frozen / last stage tuned on upscaled patches, validation only (~8 min CPU)
 	$(PY) -m train.histopathology_transfer
-
-train-brain: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed) + linear heads, CAM (~5 min CPU; WEIGHTS=default: ImageNet; BACKBONE=xception WEIGHTS=path)
-	$(PY) -m train.brain --backbone $(or $(BACKBONE),mobilenet_v2) --weights $(or $(WEIGHTS),$(if $(BACKBONE),default,$(BRAIN_WEIGHTS))) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS))
-
-train-skin: $(VENV)/.installed ## MobileNetV2 (tuned backbone, committed; last stage tuned again) + colour constancy + linear head, 8-view CAM graph; a second tuned backbone as a candidate, at 256 px (~80 min CPU; INPUT_SIZE=224: v1.4.0; WEIGHTS=default: ImageNet; BACKBONE=vgg16 WEIGHTS=path)
-	$(PY) -m train.skin --backbone $(or $(BACKBONE),mobilenet_v2) --weights $(or $(WEIGHTS),$(if $(BACKBONE),default,$(SKIN_WEIGHTS))) $(if $(or $(BACKBONE),$(WEIGHTS)),,--second-weights $(SKIN_SECOND_WEIGHTS)) $(if $(FINE_TUNE_EPOCHS),--fine-tune-epochs $(FINE_TUNE_EPOCHS)) $(if $(FULL_FINE_TUNE_EPOCHS),--full-fine-tune-epochs $(FULL_FINE_TUNE_EPOCHS)) $(if $(or $(INPUT_SIZE),$(if $(BACKBONE),,$(SKIN_INPUT_SIZE))),--input-size $(or $(INPUT_SIZE),$(SKIN_INPUT_SIZE)))
 
 finetune-brain finetune-skin finetune-histopathology: $(VENV)/.installed ## tune every backbone layer → build/<task>/finetuned (CPU: brain ~27 min, skin ~2 h, histopathology ~27; PACK=devicepack/<task>.npz on a GPU machine)
 	$(PY) -m train.finetune run $(@:finetune-%=%) --out build/$(@:finetune-%=%)/finetuned $(if $(PACK),--pack $(PACK))

@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     # MRI recall floor on test (0.969); the frozen model ships. See the model card and issue 4's note.
     parser.add_argument("--fine-tune-epochs", type=int, default=0, help="0 = frozen backbone (default); try 15")
     parser.add_argument("--learning-rate", type=float, default=5e-5, help="for fine-tuning the last stage")
-    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--seed", type=int)
     parser.add_argument("--card-only", action="store_true")
-    args = parser.parse_args(argv)
+    args = common.parse_shipped_args(parser, TASK, argv)
     if args.card_only:
         return write_card(common.read_model_json(TASK))
     started = time.time()

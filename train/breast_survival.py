@@ -339,12 +339,12 @@ def candidates(seed: int, method: str | None) -> list[Callable[[Metabric], Group
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the breast-cancer survival-group model.")
-    parser.add_argument("--seed", type=int, default=2012)
+    parser.add_argument("--seed", type=int)
     parser.add_argument("--method", choices=("kmeans", "cox"), help="only this family (default: compare both)")
     parser.add_argument("--no-refit", action="store_true",
                         help="ship the chosen candidate as fitted on training patients (default: refit on train+val)")
     parser.add_argument("--card-only", action="store_true", help="re-render MODEL_CARD.md from model.json")
-    args = parser.parse_args(argv)
+    args = common.parse_shipped_args(parser, TASK, argv)
     if args.card_only:
         return write_card(common.read_model_json(TASK))
     started = time.time()

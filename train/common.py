@@ -6,6 +6,7 @@ never copied into the repository.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -151,6 +152,36 @@ def library_versions() -> dict[str, str]:
     if "tensorflow_cpu" in found:
         found.setdefault("tensorflow", found.pop("tensorflow_cpu"))
     return found
+
+
+SHIPPED_FILE = REPO_ROOT / "train" / "shipped.yaml"
+BACKBONE_BOUND = ("weights", "second_weights", "input_size")  # meaningful only for the backbone they name
+
+
+def parse_shipped_args(parser: argparse.ArgumentParser, task: str, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a training command's options, defaulting to ``task``'s entry in ``train/shipped.yaml``.
+
+    So the bare command builds the shipped model; an option given overrides its entry, and another
+    ``--backbone`` drops the entries tied to the shipped one (its tuned weights and input size)."""
+    import yaml
+
+    shipped = yaml.safe_load(SHIPPED_FILE.read_text())[task]
+    options = {action.dest for action in parser._actions}
+    unknown = sorted(set(shipped) - options)
+    if unknown:
+        raise ValueError(f"{SHIPPED_FILE.name}: {task} has no option(s) {unknown}")
+    code_defaults = {key: parser.get_default(key) for key in shipped}
+    parser.set_defaults(**shipped)
+    args = parser.parse_args(argv)
+    # Entries tied to the shipped backbone, or to its weights: another backbone drops all of them,
+    # other weights drop the second backbone that was paired with the shipped ones.
+    backbone_changed = "backbone" in shipped and args.backbone != shipped["backbone"]
+    weights_changed = "weights" in shipped and args.weights != shipped["weights"]
+    for key in BACKBONE_BOUND:
+        tied = backbone_changed or (key == "second_weights" and weights_changed)
+        if tied and key in shipped and getattr(args, key) == shipped[key]:
+            setattr(args, key, code_defaults[key])
+    return args
 
 
 def balanced_class_weight(labels: np.ndarray, n_classes: int) -> dict[int, float]:

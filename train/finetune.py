@@ -2,7 +2,7 @@
 Title: Whole-backbone fine-tuning for the image tasks (brain, skin, histopathology), on a lent GPU or the CPU
 Description: every backbone layer trained end to end on augmented images through temporary softmax
     heads, a cosine learning-rate schedule, one run per learning rate, the best validation epoch
-    and rate kept; writes the tuned backbone's weights, which `make train-<task> WEIGHTS=…` then
+    and rate kept; writes the tuned backbone's weights, which `python -m train.<task> --weights …` then
     uses in place of the ImageNet ones (linear heads, thresholds, conversion, cards: unchanged).
 Accelerator: a GPU when one is lent (Keras 3 on JAX or torch); the CPU works too (per epoch on 2
     cores: ≈ 1.2 min brain, 2.8 min skin, 1 min histopathology at 96 px).
@@ -19,7 +19,7 @@ the task's own training command later fits the heads on the exact images. Test i
     python -m train.finetune pack brain                      # → devicepack/brain.npz + base weights
     KERAS_BACKEND=jax python -m train.finetune run brain --pack devicepack/brain.npz --out OUT
     python -m train.finetune run brain --out OUT             # CPU, from ONCOSERVE_DATA_ROOT
-    make train-brain WEIGHTS=OUT/backbone.weights.h5         # heads, thresholds, TFLite, card
+    python -m train.brain --weights OUT/backbone.weights.h5  # heads, thresholds, TFLite, card
 
 ``OUT/finetune.json`` (beside the weights) records what the run did; the training commands copy it
 into model.json as ``training.fine_tuning``.

@@ -258,17 +258,16 @@ def stitched_region(images: np.ndarray, labels: np.ndarray, rows: int, cols: int
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the IDC patch classifier.")
-    parser.add_argument("--seed", type=int, default=2016)
-    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--epochs", type=int)
     parser.add_argument("--candidates", nargs="*", default=[*CANDIDATES, TRANSFER], choices=[*CANDIDATES, TRANSFER])
     parser.add_argument("--backbone", default="mobilenet_v2", choices=sorted(transfer.BACKBONES),
                         help=f"backbone of the {TRANSFER} candidate")
-    parser.add_argument("--weights", default=str(TUNED_WEIGHTS.relative_to(common.REPO_ROOT)),
-                        help="its weights: a file (default: the backbone tuned by `make finetune-histopathology`), "
-                             "'default' (ImageNet, ../shared) or 'imagenet' (Keras cache)")
+    parser.add_argument("--weights", help="its weights: a file (shipped: the backbone tuned by `make finetune-histopathology`), "
+                                           "'default' (ImageNet, ../shared) or 'imagenet' (Keras cache)")
     parser.add_argument("--limit", type=int, help="patches per split (smoke runs)")
     parser.add_argument("--card-only", action="store_true")
-    args = parser.parse_args(argv)
+    args = common.parse_shipped_args(parser, TASK, argv)
     if args.card_only:
         return write_card(common.read_model_json(TASK))
     started = time.time()

@@ -252,12 +252,12 @@ def cross_validate(raw: np.ndarray, labels: np.ndarray, grid: list[dict[str, Any
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    parser.add_argument("--seed", type=int, default=1999)
-    parser.add_argument("--epochs", type=int, default=20, help=f"epochs of {STEPS_PER_EPOCH} full-batch steps")
-    parser.add_argument("--cv-repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--epochs", type=int, help=f"epochs of {STEPS_PER_EPOCH} full-batch steps")
+    parser.add_argument("--cv-repeats", type=int)
     parser.add_argument("--quick", action="store_true", help="one small config, one CV repeat (smoke run)")
     parser.add_argument("--card-only", action="store_true", help="re-render MODEL_CARD.md from model.json")
-    args = parser.parse_args(argv)
+    args = common.parse_shipped_args(parser, TASK, argv)
     if args.card_only:
         return write_card(common.read_model_json(TASK))
     started = time.time()

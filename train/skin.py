@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--second-weights", default=None,
                         help="a second tuned backbone (e.g. train.finetune --seed 2018): adds a candidate with both "
                              "backbones' last-stage-tuned features concatenated under one linear head")
-    parser.add_argument("--seed", type=int, default=2017)
+    parser.add_argument("--seed", type=int)
     parser.add_argument("--screen-input-sizes", type=int, nargs="+", metavar="SIZE",
                         help="only rate the frozen backbone (colour constancy, one view) at these input sizes on "
                              "validation, as INPUT_SIZE_SCREEN records; ships nothing")
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="add a run that is not shipped (the model.json it wrote, kept aside) to the committed "
                              "model.json's training.experiments, with --decision; re-render the card")
     parser.add_argument("--decision", help="why the recorded run is not shipped")
-    args = parser.parse_args(argv)
+    args = common.parse_shipped_args(parser, TASK, argv)
     if args.card_only:
         return write_card(common.read_model_json(TASK))
     if args.second_weights and not args.fine_tune_epochs:
@@ -366,7 +366,7 @@ than v1.4.0 on every slice** (paired bootstrap of the test images, v1.5.0 − v1
 
 Every interval holds zero, and validation's gain is as small: neither split can tell the two apart.
 It ships because validation decides and test only reports; choosing v1.4.0 back on these
-figures would make test the judge. `make train-skin INPUT_SIZE=224` rebuilds v1.4.0.
+figures would make test the judge. `python -m train.skin --input-size 224` rebuilds v1.4.0.
 """
 
 
