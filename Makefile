@@ -12,7 +12,7 @@ LAMBDA_BASE := ../shared/tools/lambda-base
 export ONCOSERVE_DATA_ROOT ?= $(abspath ../shared/data)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup serve test browser openapi test-fast replay events lint-template experiment-histopathology finetune-brain finetune-skin finetune-histopathology pack-brain pack-skin pack-histopathology train-all bench loadtest wheels images images-test images-clean clean
+.PHONY: help setup serve test browser openapi test-fast replay events lint-template experiment-histopathology train-all bench loadtest wheels images images-test images-clean clean
 
 help: ## list the targets
 	@grep -E '^[a-z% -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -64,17 +64,17 @@ events: ## (re)write events/ (committed) and events/generated/ (from ../shared/d
 lint-template: $(VENV_SAM)/.installed ## sam validate --lint
 	$(SAM) validate --lint
 
-train-%: $(VENV)/.installed ## train, convert, evaluate and card one model as shipped (train/shipped.yaml; ARGS="--weights default" etc. override; times in docs/training.md)
+train-%: $(VENV)/.installed ## train, convert, evaluate and card one model as shipped (train/<task>/release.yaml; ARGS="--weights default" etc. override; times in docs/training.md)
 	$(PY) -m train.$(subst -,_,$*) $(ARGS)
 
 experiment-histopathology: $(VENV)/.installed ## MobileNetV2 (ImageNet) frozen / last stage tuned on upscaled patches, validation only (~8 min CPU)
-	$(PY) -m train.histopathology_transfer
+	$(PY) -m train.histopathology.transfer_experiment
 
-finetune-brain finetune-skin finetune-histopathology: $(VENV)/.installed ## tune every backbone layer → build/<task>/finetuned (CPU: brain ~27 min, skin ~2 h, histopathology ~27; PACK=devicepack/<task>.npz on a GPU machine)
-	$(PY) -m train.finetune run $(@:finetune-%=%) --out build/$(@:finetune-%=%)/finetuned $(if $(PACK),--pack $(PACK))
+finetune-%: $(VENV)/.installed ## tune every backbone layer of a task with train/<task>/tuning.py → build/<task>/finetuned (CPU: brain ~27 min, skin ~2 h, histopathology ~27; PACK=devicepack/<task>.npz on a GPU machine)
+	$(PY) -m train.finetune run $(subst -,_,$*) --out build/$(subst -,_,$*)/finetuned $(if $(PACK),--pack $(PACK))
 
-pack-brain pack-skin pack-histopathology: $(VENV)/.installed ## train+val images for a GPU machine → devicepack/<task>.npz (README: fine-tuning on a GPU)
-	$(PY) -m train.finetune pack $(@:pack-%=%)
+pack-%: $(VENV)/.installed ## train+val images of such a task for a GPU machine → devicepack/<task>.npz (docs/training.md)
+	$(PY) -m train.finetune pack $(subst -,_,$*)
 
 train-all: train-leukemia train-breast-survival train-histopathology train-brain train-skin ## every model, in turn
 

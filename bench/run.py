@@ -27,9 +27,9 @@ import numpy as np
 
 from bench.sections import split_sections
 from contract.registry import TASKS
-from train import common
+from train import core
 
-OUT = common.BUILD_DIR / "bench"
+OUT = core.BUILD_DIR / "bench"
 COLD_RUNS = 5
 WARM_REQUESTS = 200
 
@@ -43,38 +43,39 @@ def task_data(task: str) -> tuple[np.ndarray, Callable[[dict[str, np.ndarray]], 
     from sklearn.metrics import roc_auc_score
 
     if task == "leukemia":
-        from train.leukemia import load_golub
+        from train.leukemia.data import load_golub
 
         _, _, test = load_golub()
         return test.expression.astype(np.float32), lambda o: float((first(o).argmax(1) == test.labels).mean()), "accuracy"
     if task == "breast_survival":
         from lifelines.utils import concordance_index
 
-        from train.breast_survival import load_metabric
+        from train.breast_survival.data import load_metabric
 
         t = load_metabric().subset("test")
         return (t.expression.astype(np.float32),
                 lambda o: float(concordance_index(t.months, -first(o).argmax(1), t.os_event)), "Harrell C (OS)")
     if task == "histopathology":
-        from train.histopathology import load_splits
+        from train.histopathology.data import load_splits
 
         x, y, _ = load_splits()["test"]
         return x.astype(np.float32), lambda o: float(roc_auc_score(y, first(o)[:, 1])), "ROC-AUC"
     if task == "brain":
-        from train.brain import load_data
+        from train.brain.data import load_data
 
-        data = load_data(common.read_model_json("brain")["training"]["backbone"])  # at the shipped model's input size
+        training = core.read_model_json("brain")["training"]  # at the shipped model's input size, on its sources
+        data = load_data(training["backbone"], training.get("sources", core.Release.load("brain").options.get("sources")))
         rows = data["split"] == "test"
         return (data["images"][rows].astype(np.float32),
                 lambda o: float(roc_auc_score(data["tumor"][rows], o["tumor"][:, 1])), "tumour ROC-AUC")
     if task == "skin":
-        from train.image_datasets import load_images, load_manifest
+        from train.imaging import load_images, load_manifest
         from oncoserve_runtime import ImagePreprocessing
 
         manifest = load_manifest("skin")
         rows = manifest["split"].to_numpy() == "test"
         # The size the shipped model was trained at (224 px up to v1.4.0, 256 px since v1.5.0)
-        served = ImagePreprocessing.from_metadata(common.read_model_json("skin")["preprocessing"]["in_runtime"])
+        served = ImagePreprocessing.from_metadata(core.read_model_json("skin")["preprocessing"]["in_runtime"])
         images = load_images("skin", list(manifest["path"]), served)
         y = (manifest["label"].to_numpy() == "melanoma").astype(int)[rows]
         return images[rows].astype(np.float32), lambda o: float(roc_auc_score(y, o["melanoma"][:, 1])), "ROC-AUC"
@@ -121,12 +122,12 @@ def _as_dict(value: Any) -> dict[str, Any]:
 
 
 def child(engine: str, model: str, inputs: Path, mode: str, threads: int = 0) -> dict[str, Any]:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(common.REPO_ROOT)}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(core.REPO_ROOT)}
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "bench.engine", engine, model, str(inputs), mode, str(threads),
-                          str(WARM_REQUESTS)], capture_output=True, text=True, env=env, cwd=common.REPO_ROOT)
+                          str(WARM_REQUESTS)], capture_output=True, text=True, env=env, cwd=core.REPO_ROOT)
     if out.returncode != 0:
         raise RuntimeError(f"{engine} {mode} failed: {out.stderr[-800:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -142,7 +143,7 @@ def artifacts(task: str, x: np.ndarray, workdir: Path) -> dict[str, tuple[str, s
     """name → (engine, path). Needs build/<task>/saved_model from `make train-<task>`."""
     import tensorflow as tf
 
-    saved = common.build_dir(task) / "saved_model"
+    saved = core.build_dir(task) / "saved_model"
     if not (saved / "saved_model.pb").is_file():
         raise FileNotFoundError(f"{saved} missing: run `make train-{task.replace('_', '-')}` first")
     found: dict[str, tuple[str, str]] = {}
@@ -172,9 +173,9 @@ def model_flops(task: str) -> float:
     element-wise and negligible)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    metadata = common.read_model_json(task)
+    metadata = core.read_model_json(task)
     # Without the XNNPACK delegate: it keeps the shapes of the tensors it owns at their allocation values.
-    interpreter = Interpreter(model_path=str(common.model_json_path(task).parent / metadata["artifact"]["file"]),
+    interpreter = Interpreter(model_path=str(core.model_json_path(task).parent / metadata["artifact"]["file"]),
                               experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     interpreter.allocate_tensors()  # batch 1: the input signature's batch dimension defaults to 1
     # One inference first: shapes that depend on the batch inside the graph (skin's 8 views) are
@@ -221,7 +222,7 @@ def stage_breakdown(task: str, event: dict[str, Any]) -> dict[str, float] | None
     from oncoserve_runtime.inputs import _decode_base64_image
 
     contract_type = load_function_app(task).MODEL.contract_type  # the function's own reading of model.json
-    model = ModelBundle(common.function_dir(task) / "model", contract_type, num_threads=1)
+    model = ModelBundle(core.function_dir(task) / "model", contract_type, num_threads=1)
     preprocessing = ImagePreprocessing.for_model(model)
     stages = {
         "parse_json": lambda: parse_json_body(event),
@@ -295,7 +296,7 @@ def bench_task(task: str, workdir: Path, peak: float) -> dict[str, Any]:
     np.save(inputs, x[:1])
     engines = artifacts(task, x, workdir)
     flops = model_flops(task)
-    metadata = common.read_model_json(task)
+    metadata = core.read_model_json(task)
     results: dict[str, Any] = {"metric": metric_name, "flops": flops, "cpu_bound_ms": flops / peak * 1000.0,
                                "measured_on": time.strftime("%Y-%m-%d"), "core_peak_gflops": peak / 1e9,
                                "model": f"v{metadata['version']}, sha256 {metadata['artifact']['sha256'][:8]}",
@@ -407,11 +408,11 @@ def main(argv: list[str] | None = None) -> None:
     report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                          f"{platform.python_implementation()} {platform.python_version()}",
               "date": time.strftime("%Y-%m-%d"), "core_peak_gflops": peak / 1e9, "tasks": {}}
-    written = common.REPO_ROOT / "BENCHMARKS.md"
+    written = core.REPO_ROOT / "BENCHMARKS.md"
     earlier = previous_sections(written.read_text()) if written.is_file() else {}
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks:
-            if not common.model_json_path(task).is_file():
+            if not core.model_json_path(task).is_file():
                 print(f"skip {task}: no committed model", flush=True)
                 continue
             saved = OUT / f"{task}.json"

@@ -104,7 +104,7 @@ def leukemia_static() -> Iterator[EventCase]:
 
 def leukemia_generated() -> Iterator[EventCase]:
     sys.path.insert(0, str(EVENTS_DIR.parent))
-    from train.leukemia import LABELS, load_golub
+    from train.leukemia.data import LABELS, load_golub
 
     genes, _, independent = load_golub()
     wanted = {"ok_all.json": 0, "ok_aml.json": 1}
@@ -124,7 +124,7 @@ def breast_survival_static() -> Iterator[EventCase]:
 
 def breast_survival_generated() -> Iterator[EventCase]:
     sys.path.insert(0, str(EVENTS_DIR.parent))
-    from train.breast_survival import load_metabric
+    from train.breast_survival.data import load_metabric
 
     test = load_metabric().subset("test")
     profile = dict(zip(test.genes, test.expression[0].tolist()))
@@ -171,7 +171,7 @@ def histopathology_generated() -> Iterator[EventCase]:
     import numpy as np
 
     sys.path.insert(0, str(EVENTS_DIR.parent))
-    from train.histopathology import load_splits, stitched_region
+    from train.histopathology.data import load_splits, stitched_region
 
     images, labels, _ = load_splits()["test"]
     for label, name in ((1, "ok_idc_patch.json"), (0, "ok_non_idc_patch.json")):
@@ -189,14 +189,14 @@ def _shared_image(task: str, relative: str) -> str:
     import base64
 
     sys.path.insert(0, str(EVENTS_DIR.parent))
-    from train import common
+    from train import core
 
-    return base64.b64encode((common.task_data_dir(task) / relative).read_bytes()).decode("ascii")
+    return base64.b64encode((core.task_data_dir(task) / relative).read_bytes()).decode("ascii")
 
 
 def _first_test_path(task: str, **columns: str) -> str:
     sys.path.insert(0, str(EVENTS_DIR.parent))
-    from train.image_datasets import load_manifest
+    from train.imaging import load_manifest
 
     manifest = load_manifest(task)
     rows = manifest[manifest["split"] == "test"]

@@ -22,99 +22,47 @@ the task's own training command later fits the heads on the exact images. Test i
     python -m train.brain --weights OUT/backbone.weights.h5  # heads, thresholds, TFLite, card
 
 ``OUT/finetune.json`` (beside the weights) records what the run did; the training commands copy it
-into model.json as ``training.fine_tuning``.
+into training.json as ``training.backbone_tuning``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import json
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
-from train import common, transfer
+from train import core, imaging
+from train.imaging import SUMMARY_FILE, WEIGHTS_FILE, TuningSpec, file_sha256
 
-PACK_DIR = common.REPO_ROOT / "devicepack"  # git-ignored: what a device call carries
-SUMMARY_FILE = "finetune.json"
-WEIGHTS_FILE = "backbone.weights.h5"
+PACK_DIR = core.REPO_ROOT / "devicepack"  # git-ignored: what a device call carries
+# The tasks with a whole-backbone tuning run: each declares it in train/<task>/tuning.py.
+TUNABLE = tuple(sorted(path.parent.name for path in (core.REPO_ROOT / "train").glob("*/tuning.py")))
 
 
 """
-## Per task: targets, validation score, augmentation
+## Per task: ``train/<task>/tuning.py`` declares the run (``SPEC``) and loads its arrays
 """
 
 
-def brain_score(outputs: dict[str, np.ndarray], val: dict[str, np.ndarray]) -> float:
-    """Mean of the validation tumour AUC on CT, on MRI, and the MRI type accuracy: the three things
-    issue 4 asks of the brain model."""
-    tumour_auc = [common.binary_metrics(val["tumor"][val["modality"] == m], outputs["tumor"][val["modality"] == m, 1],
-                                        0.5)["roc_auc"] for m in (0, 1)]
-    typed = val["tumor_type"] >= 0
-    type_accuracy = float((outputs["tumor_type"][typed].argmax(1) == val["tumor_type"][typed]).mean())
-    return float(np.mean([*tumour_auc, type_accuracy]))
+def tuning_module(task: str) -> ModuleType:
+    return importlib.import_module(f"train.{task}.tuning")
 
 
-def histopathology_score(outputs: dict[str, np.ndarray], val: dict[str, np.ndarray]) -> float:
-    """Validation IDC AUC, as every histopathology candidate is rated."""
-    return common.binary_metrics(val["idc"], outputs["idc"][:, 1], 0.5)["roc_auc"]
-
-
-def skin_score(outputs: dict[str, np.ndarray], val: dict[str, np.ndarray]) -> float:
-    """Mean of the per-source validation AUCs, as every skin candidate is rated."""
-    return common.mean_auc_by_group(val["melanoma"], outputs["melanoma"][:, 1], val["source"])
-
-
-@dataclass(frozen=True)
-class TuningSpec:
-    targets: tuple[str, ...]  # arrays trained through temporary heads (the rest only feed the score)
-    score: Callable[[dict[str, np.ndarray], dict[str, np.ndarray]], float]
-    augmentation: Callable[[int], Any]
-    colour_constancy: bool  # must match the extractor the task's heads will use
-    grey: bool  # images are greyscale replicated to RGB: packed as one channel
-    seed: int
-    epochs: int  # of the shipped run (cosine schedule over them)
-    input_size: int | None = None  # backbone input, when not the backbone's default
-    source_size: int | None = None  # images arrive this size and are upscaled in-graph (50 px patches)
-    batch_size: int = 32
-    learning_rates: tuple[float, ...] = (1e-4,)  # of the shipped run
-
-
-SPECS = {
-    "brain": TuningSpec(("tumor", "modality", "tumor_type"), brain_score, transfer.anatomy_augmentation,
-                        colour_constancy=False, grey=True, seed=2024, epochs=12),
-    "histopathology": TuningSpec(("idc",), histopathology_score, transfer.tissue_augmentation, colour_constancy=False,
-                                 grey=False, seed=2016, epochs=32, input_size=96, source_size=50, batch_size=64,
-                                 learning_rates=(2e-4,)),
-    "skin": TuningSpec(("melanoma",), skin_score, transfer.dermoscopy_augmentation,
-                       colour_constancy=True, grey=False, seed=2017, epochs=40),
-}
+def spec_of(task: str) -> TuningSpec:
+    return tuning_module(task).SPEC
 
 
 def task_arrays(task: str, backbone: str, input_size: int | None = None) -> dict[str, np.ndarray]:
-    """Images, split and labels as the task's training command loads them (needs the data root).
-    Skin images are loaded at ``input_size`` when given, so tuning at a larger size sees the detail
-    of the source images instead of 224-px images scaled up in the graph."""
-    if task == "brain":
-        from train.brain import load_data
-
-        data = load_data(backbone)
-        return {"images": data["images"], "split": data["split"], "tumor": data["tumor"],
-                "modality": data["modality"], "tumor_type": data["type"]}
-    if task == "histopathology":
-        from train.histopathology import load_data
-
-        images, idc, split, _ = load_data()
-        return {"images": images, "split": split, "idc": idc}
-    from train.skin import load_data
-
-    data = load_data(input_size or transfer.BACKBONES[backbone].input_size)
-    return {"images": data["images"], "split": data["split"], "melanoma": data["y"], "source": data["source"]}
+    """Images, split and labels as the task's training command loads them (needs the data root)."""
+    return tuning_module(task).arrays(backbone, input_size)
 
 
 """
@@ -129,7 +77,7 @@ def pack(task: str, backbone: str, weights: str | None, pack_dir: Path = PACK_DI
 
     arrays = task_arrays(task, backbone, input_size)
     keep = np.isin(arrays["split"], ["train", "val"])
-    grey = SPECS[task].grey
+    grey = spec_of(task).grey
     encoded = []
     for image in arrays["images"][keep]:
         buffer = io.BytesIO()
@@ -141,7 +89,7 @@ def pack(task: str, backbone: str, weights: str | None, pack_dir: Path = PACK_DI
     labels = {k: v[keep].astype(str) if v.dtype == object else v[keep] for k, v in arrays.items() if k != "images"}
     np.savez(path, webp=np.concatenate(encoded), offsets=np.cumsum([0] + [len(e) for e in encoded]),
              shape=np.array(arrays["images"].shape[1:]), **labels)
-    base = transfer.resolve_weights(backbone, weights)
+    base = imaging.resolve_weights(backbone, weights)
     if base:
         shutil.copy(base, pack_dir / Path(base).name)
     print(f"{path}: {keep.sum()} images, {path.stat().st_size / 2**20:.1f} MiB", flush=True)
@@ -175,7 +123,7 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
     and ``max_epochs_now`` stops after that many epochs in this call (returns None until done)."""
     import keras
 
-    spec = SPECS[task]
+    spec = spec_of(task)
     input_size = input_size or spec.input_size
     split = arrays["split"]
     val = {k: v[split == "val"] for k, v in arrays.items() if k != "images"}
@@ -184,7 +132,7 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
         shutil.rmtree(out / "state")
     for rate in learning_rates:
         print(f"{task}: learning rate {rate:g}, {epochs} epochs", flush=True)
-        extractor = transfer.build_feature_extractor(backbone, weights, colour_constancy=spec.colour_constancy,
+        extractor = imaging.build_feature_extractor(backbone, weights, colour_constancy=spec.colour_constancy,
                                                      input_size=input_size, source_size=spec.source_size)
 
         def checkpoint(epoch: int, score: float, rate: float = rate, extractor=extractor) -> None:
@@ -192,10 +140,10 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
             # (a device call can be cut off).
             if best is None or score > best[0]:
                 out.mkdir(parents=True, exist_ok=True)
-                transfer.backbone_of(extractor).save_weights(out / WEIGHTS_FILE)
+                imaging.backbone_of(extractor).save_weights(out / WEIGHTS_FILE)
                 (out / "checkpoint.json").write_text(json.dumps({"learning_rate": rate, "epoch": epoch, "val_score": score}))
 
-        summary = transfer.fine_tune_whole_backbone(
+        summary = imaging.fine_tune_whole_backbone(
             extractor, arrays["images"], {name: arrays[name] for name in spec.targets}, split,
             score=lambda outputs: spec.score(outputs, val), augmentation=spec.augmentation(seed),
             learning_rate=rate, epochs=epochs, seed=seed, patience=epochs, batch_size=batch_size, cosine_decay=True,
@@ -210,10 +158,10 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
             best = (max(summary["val_score"]), f"{rate:g}")
     chosen = runs[best[1]]
     record = {**chosen, "task": task, "backbone": backbone, "seed": seed, "batch_size": batch_size,
-              "input_size": input_size or transfer.BACKBONES[backbone].input_size,
+              "input_size": input_size or imaging.BACKBONES[backbone].input_size,
               "learning_rates_tried": {rate: max(r["val_score"]) for rate, r in runs.items()},
               "chosen_learning_rate": float(best[1]), "val_score_rule": spec.score.__doc__.split(":")[0].strip(),
-              "runs": runs, "base_weights_sha256": file_sha256(transfer.resolve_weights(backbone, weights)),
+              "runs": runs, "base_weights_sha256": file_sha256(imaging.resolve_weights(backbone, weights)),
               "weights_sha256": file_sha256(out / WEIGHTS_FILE), "keras": keras.__version__,
               "keras_backend": keras.backend.backend(), "device": device_name(),
               "seconds": round(time.time() - started, 1) if not resume else sum(r["seconds"] for r in runs.values()),
@@ -222,12 +170,6 @@ def run(task: str, arrays: dict[str, np.ndarray], *, backbone: str, weights: str
     (out / SUMMARY_FILE).write_text(json.dumps(record, indent=2) + "\n")
     print(f"kept learning rate {best[1]} (validation score {best[0]:.4f}) → {out / WEIGHTS_FILE}", flush=True)
     return record
-
-
-def file_sha256(path: str | Path | None) -> str | None:
-    from oncoserve_runtime.digests import sha256_of  # hashlib only: fine on a GPU machine without Powertools
-
-    return sha256_of(path) if path else None
 
 
 def device_name() -> str:
@@ -251,23 +193,11 @@ def device_name() -> str:
     return backend
 
 
-def recorded_fine_tuning(weights: str | None) -> dict[str, Any]:
-    """``{"backbone_tuning": …}`` for a task's model.json ``training`` from the ``finetune.json``
-    beside a tuned weights file (per-rate runs left out), or ``{}`` for other weights."""
-    if not weights or weights in ("imagenet", "none", "default"):
-        return {}
-    summary = Path(weights).with_name(SUMMARY_FILE)
-    if not summary.is_file():
-        return {}
-    record = json.loads(summary.read_text())
-    return {"backbone_tuning": {k: v for k, v in record.items() if k != "runs"}}
-
-
 def tuning_command(task: str, backend: str, rates: list[str], *, epochs: int, batch_size: int, seed: int,
                    input_size: int | None, weights: str | None, pack_path: Path | None) -> str:
     """The command that repeats a tuning run: every flag that differs from the task's defaults,
     the base weights included (the record's sha256 alone would not say where they came from)."""
-    spec = SPECS[task]
+    spec = spec_of(task)
     flags = f" --pack devicepack/{Path(pack_path).name}" if pack_path else ""
     flags += f" --learning-rates {' '.join(rates)} --epochs {epochs} --batch-size {batch_size}"
     flags += f" --input-size {input_size}" if input_size != spec.input_size else ""
@@ -276,19 +206,11 @@ def tuning_command(task: str, backend: str, rates: list[str], *, epochs: int, ba
     return f"KERAS_BACKEND={backend} python -m train.finetune run {task}{flags}"
 
 
-def tuning_runs_table(task: str, runs: tuple[tuple[str, str, float], ...], score: str, column: str) -> str:
-    """The card's table of tuning runs compared on validation: (name, flags, best validation score)
-    per run, each reproducible by ``python -m train.finetune run <task>`` + its flags."""
-    rows = "\n".join(f"| {name} | `{flags}` | {value:.4f} |" for name, flags, value in runs)
-    return (f"Tuning runs compared on validation (`python -m train.finetune run {task}` + flags; best {score} of "
-            f"the run's temporary head):\n\n| run | flags | {column} |\n|---|---|---|\n" + rows)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Fine-tune a whole image backbone (brain, skin, histopathology).")
     parser.add_argument("step", choices=["pack", "run"])
-    parser.add_argument("task", choices=sorted(SPECS))
-    parser.add_argument("--backbone", default="mobilenet_v2", choices=sorted(transfer.BACKBONES))
+    parser.add_argument("task", choices=TUNABLE)
+    parser.add_argument("--backbone", default="mobilenet_v2", choices=sorted(imaging.BACKBONES))
     parser.add_argument("--weights", default=None, help="base weights: file, 'imagenet' or 'none' (default: ../shared)")
     parser.add_argument("--pack", type=Path, help="run: train from this pack instead of the data root")
     parser.add_argument("--learning-rates", type=float, nargs="+", default=None,
@@ -310,10 +232,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     arrays = unpack(args.pack) if args.pack else task_arrays(args.task, args.backbone, args.input_size)
     print(f"{len(arrays['images'])} images loaded", flush=True)
-    spec = SPECS[args.task]
+    spec = spec_of(args.task)
     run(args.task, arrays, backbone=args.backbone, weights=args.weights,
         learning_rates=args.learning_rates or list(spec.learning_rates), epochs=args.epochs or spec.epochs,
-        batch_size=args.batch_size or spec.batch_size, out=args.out or common.build_dir(args.task) / "finetuned",
+        batch_size=args.batch_size or spec.batch_size, out=args.out or core.build_dir(args.task) / "finetuned",
         seed=spec.seed if args.seed is None else args.seed, input_size=args.input_size, pack_path=args.pack,
         resume=args.resume, max_epochs_now=args.max_epochs_now)
 

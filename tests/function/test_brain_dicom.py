@@ -146,7 +146,7 @@ def test_test_images_written_as_dicom_keep_their_labels(brain, shared_data):
 
 
 def test_the_runtime_applies_the_window_the_card_measured_and_its_round_trip_holds():
-    from train.dicom_input import CANDIDATE_WINDOWS, OUT
+    from train.brain.dicom_input import CANDIDATE_WINDOWS, OUT
 
     report = json.loads(OUT.read_text())
     assert CANDIDATE_WINDOWS[report["window_screen"]["closest"]] == tuple(int(v) for v in BRAIN_WINDOW)

@@ -20,7 +20,7 @@ def app():
 
 @pytest.fixture(scope="module")
 def metabric(shared_data):
-    from train.breast_survival import load_metabric
+    from train.breast_survival.data import load_metabric
 
     return load_metabric()
 
@@ -33,7 +33,7 @@ def call(app, expression, context):
 def test_test_split_through_the_handler_reproduces_reported_separation(app, metabric, lambda_context):
     from lifelines.utils import concordance_index
 
-    from train.survival_stats import group_separation
+    from train.breast_survival.survival_stats import group_separation
 
     test = metabric.subset("test")
     groups = []

@@ -29,7 +29,7 @@ def app():
 
 @pytest.fixture(scope="module")
 def golub(shared_data):
-    from train.leukemia import load_golub
+    from train.leukemia.data import load_golub
 
     return load_golub()
 

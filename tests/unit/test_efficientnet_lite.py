@@ -37,7 +37,7 @@ def photographs() -> dict[str, Path]:
 def test_the_port_reproduces_the_provenance_top5(variant, parameters):
     from PIL import Image
 
-    from train import efficientnet_lite
+    from train.imaging import efficientnet_lite
 
     archive = WEIGHTS / f"efficientnet_{variant}_imagenet.npz"
     if not archive.is_file():
@@ -58,7 +58,7 @@ def test_the_port_reproduces_the_provenance_top5(variant, parameters):
 
 
 def test_blocks_follow_the_lite_scaling_rules():
-    from train.efficientnet_lite import block_plan
+    from train.imaging.efficientnet_lite import block_plan
 
     lite0, lite2 = block_plan("lite0"), block_plan("lite2")
     assert (len(lite0), len(lite2)) == (16, 21)
@@ -71,19 +71,20 @@ def test_blocks_follow_the_lite_scaling_rules():
 def test_lite_is_a_backbone_like_any_other(name, grid):
     # GIVEN the registered backbone, WHEN built as the tasks build it (raw 0..255 RGB in),
     # THEN it is the port on (x - 127) / 128, and the fine-tuning split composes back to it.
-    from train import efficientnet_lite, transfer
+    from train import imaging
+    from train.imaging import efficientnet_lite
 
-    if not (WEIGHTS / transfer.DEFAULT_WEIGHTS[name]).is_file():
+    if not (WEIGHTS / imaging.DEFAULT_WEIGHTS[name]).is_file():
         pytest.skip("weights not found")
-    extractor = transfer.build_feature_extractor(name, "default")
-    size = transfer.BACKBONES[name].input_size
+    extractor = imaging.build_feature_extractor(name, "default")
+    size = imaging.BACKBONES[name].input_size
     images = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype("float32")
     maps = np.asarray(extractor.predict(images, verbose=0))
     assert maps.shape == (2, grid, grid, efficientnet_lite.HEAD)
-    port = transfer.backbone_of(extractor)
+    port = imaging.backbone_of(extractor)
     np.testing.assert_allclose(np.asarray(port.predict(efficientnet_lite.preprocess(images), verbose=0)), maps,
                                rtol=1e-4, atol=1e-4)
-    lower, upper = transfer.split_extractor(extractor, name)
+    lower, upper = imaging.split_extractor(extractor, name)
     assert lower.output_shape[1:3] == (grid, grid)
     np.testing.assert_allclose(np.asarray(upper.predict(lower.predict(images, verbose=0), verbose=0)), maps,
                                rtol=1e-4, atol=1e-4)

@@ -6,7 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from train import common, finetune, transfer
+from train import core, finetune, imaging
+from train.brain import tuning as brain_tuning
+from train.histopathology import tuning as histopathology_tuning
+from train.skin import tuning as skin_tuning
 
 
 @pytest.fixture()
@@ -48,56 +51,56 @@ def test_grey_pack_stores_one_channel_and_restores_three(tmp_path, monkeypatch):
 def test_scores_rate_what_each_issue_asks():
     val = {"melanoma": np.array([0, 1, 0, 1]), "source": np.array(["a", "a", "b", "b"])}
     perfect_a_reversed_b = np.array([[1, 0], [0, 1], [0, 1], [1, 0]], float)
-    assert finetune.skin_score({"melanoma": perfect_a_reversed_b}, val) == pytest.approx(0.5)  # (1 + 0) / 2
+    assert skin_tuning.score({"melanoma": perfect_a_reversed_b}, val) == pytest.approx(0.5)  # (1 + 0) / 2
     val = {"tumor": np.array([0, 1, 0, 1]), "modality": np.array([0, 0, 1, 1]), "tumor_type": np.array([-1, 0, -1, 2])}
     outputs = {"tumor": np.array([[0.9, 0.1], [0.1, 0.9], [0.8, 0.2], [0.3, 0.7]]),
                "tumor_type": np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 1, 0]], float)}
-    assert finetune.brain_score(outputs, val) == pytest.approx((1 + 1 + 0.5) / 3)  # CT AUC, MRI AUC, type accuracy
+    assert brain_tuning.score(outputs, val) == pytest.approx((1 + 1 + 0.5) / 3)  # CT AUC, MRI AUC, type accuracy
 
 
 def test_cache_tags_separate_weights(tmp_path):
     a, b = tmp_path / "a.weights.h5", tmp_path / "b.weights.h5"
     a.write_bytes(b"tuned once")
     b.write_bytes(b"tuned twice")
-    assert transfer.cache_tag("mobilenet_v2", "none") == "mobilenet_v2_random"
-    assert transfer.cache_tag("mobilenet_v2", str(a)) != transfer.cache_tag("mobilenet_v2", str(b))
-    assert transfer.cache_tag("mobilenet_v2", str(a)).startswith("mobilenet_v2_")
+    assert imaging.cache_tag("mobilenet_v2", "none") == "mobilenet_v2_random"
+    assert imaging.cache_tag("mobilenet_v2", str(a)) != imaging.cache_tag("mobilenet_v2", str(b))
+    assert imaging.cache_tag("mobilenet_v2", str(a)).startswith("mobilenet_v2_")
 
 
 def test_default_weights_keep_the_plain_cache_tag(shared_data):
-    assert transfer.cache_tag("mobilenet_v2", None) == "mobilenet_v2"
+    assert imaging.cache_tag("mobilenet_v2", None) == "mobilenet_v2"
 
 
 def test_recorded_fine_tuning_comes_from_the_file_beside_the_weights(tmp_path):
     weights = tmp_path / finetune.WEIGHTS_FILE
     weights.write_bytes(b"w")
-    assert finetune.recorded_fine_tuning(str(weights)) == {}
+    assert imaging.recorded_fine_tuning(str(weights)) == {}
     (tmp_path / finetune.SUMMARY_FILE).write_text(json.dumps({"best_epoch": 3, "runs": {"1e-4": {}}}))
     # per-rate runs stay in the file
-    assert finetune.recorded_fine_tuning(str(weights)) == {"backbone_tuning": {"best_epoch": 3}}
-    assert finetune.recorded_fine_tuning("imagenet") == {}
+    assert imaging.recorded_fine_tuning(str(weights)) == {"backbone_tuning": {"best_epoch": 3}}
+    assert imaging.recorded_fine_tuning("imagenet") == {}
 
 
 def test_committed_tuned_weights_match_their_record():
-    root = common.REPO_ROOT / "train" / "weights"
+    root = core.REPO_ROOT / "train" / "weights"
     task_of = {path: path.relative_to(root).parts[0] for path in root.glob(f"*/**/{finetune.SUMMARY_FILE}")}
     assert set(task_of.values()) == {"brain", "skin", "histopathology"}
     for path, task in task_of.items():
         record = json.loads(path.read_text())
-        assert finetune.file_sha256(path.parent / finetune.WEIGHTS_FILE) == record["weights_sha256"]
+        assert imaging.file_sha256(path.parent / finetune.WEIGHTS_FILE) == record["weights_sha256"]
         assert record["task"] == task and record["best_epoch"] <= record["epochs_run"]
 
 
 def test_histopathology_score_is_the_validation_idc_auc():
     val = {"idc": np.array([0, 0, 1, 1])}
-    assert finetune.histopathology_score({"idc": np.array([[0.9, 0.1], [0.6, 0.4], [0.7, 0.3], [0.2, 0.8]])},
+    assert histopathology_tuning.score({"idc": np.array([[0.9, 0.1], [0.6, 0.4], [0.7, 0.3], [0.2, 0.8]])},
                                          val) == pytest.approx(0.75)  # one of four pairs misordered
 
 
 def test_hed_jitter_recolours_in_training_only_and_is_exact_at_zero_strength():
     images = np.random.default_rng(1).integers(0, 256, (4, 8, 8, 3)).astype(np.float32)
     images[1] = images[0]
-    layer = transfer.hed_jitter_layer(seed=3)
+    layer = imaging.hed_jitter_layer(seed=3)
     assert np.array_equal(np.asarray(layer(images, training=False)), images)
     jittered = np.asarray(layer(images, training=True))
     assert jittered.min() >= 0 and jittered.max() <= 255
@@ -105,14 +108,14 @@ def test_hed_jitter_recolours_in_training_only_and_is_exact_at_zero_strength():
     # one α, β per stain and image: the same image twice in a batch gets two colourings
     assert np.abs(jittered[0] - jittered[1]).mean() > 0.5
     # RGB → stain densities → RGB round-trips when nothing is perturbed
-    identity = np.asarray(transfer.hed_jitter_layer(scale=0.0, shift=0.0)(images, training=True))
+    identity = np.asarray(imaging.hed_jitter_layer(scale=0.0, shift=0.0)(images, training=True))
     np.testing.assert_allclose(identity, images, atol=1e-2)
 
 
 def test_tf_data_stain_jitter_perturbs_one_patch_per_draw_and_round_trips_at_zero_strength():
     import tensorflow as tf
 
-    from train import augment
+    from train.imaging import augmentation as augment
 
     patch = np.random.default_rng(2).integers(0, 256, (8, 8, 3)).astype(np.uint8)
     tf.random.set_seed(5)
@@ -124,12 +127,12 @@ def test_tf_data_stain_jitter_perturbs_one_patch_per_draw_and_round_trips_at_zer
 
 
 def test_tissue_augmentation_is_described_layer_by_layer():
-    text = transfer.augmentation_text(transfer.tissue_augmentation(0))
+    text = imaging.augmentation_text(imaging.tissue_augmentation(0))
     assert "H&E stain jitter (±5% scale, ±0.05 shift per stain)" in text and "rotation (±180°)" in text
 
 
 def test_histopathology_candidate_runs_the_backbone_at_the_size_it_was_tuned_at():
-    from train.histopathology import transfer_size
+    from train.histopathology.transfer_candidate import transfer_size
 
     assert transfer_size({"input_size": 128}) == 128
     assert transfer_size({}) == 96  # records written before --input-size existed were all tuned at 96 px
@@ -137,15 +140,12 @@ def test_histopathology_candidate_runs_the_backbone_at_the_size_it_was_tuned_at(
 
 @pytest.mark.parametrize("task", ["histopathology", "skin"])
 def test_the_card_lists_the_tuning_run_of_the_committed_backbone(task):
-    import importlib
-    import json
+    from train.imaging import SUMMARY_FILE, file_sha256
 
-    from train.finetune import SUMMARY_FILE, file_sha256
-
-    module = importlib.import_module(f"train.{task}")
-    record = json.loads(module.TUNED_WEIGHTS.with_name(SUMMARY_FILE).read_text())
-    assert record["weights_sha256"] == file_sha256(module.TUNED_WEIGHTS)
-    listed = {flags: score for _, flags, score in module.TUNING_RUNS}
+    weights = core.REPO_ROOT / core.Release.load(task).options["weights"]
+    record = json.loads(weights.with_name(SUMMARY_FILE).read_text())
+    assert record["weights_sha256"] == file_sha256(weights)
+    listed = {run["flags"]: run["val"] for run in core.measurements(task)["tuning_runs"]}
     assert listed[f"--epochs {record['epochs_run']}"] == max(record["val_score"])
 
 

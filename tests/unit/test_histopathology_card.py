@@ -1,6 +1,6 @@
 """The histopathology card's verdicts come from the numbers: 'met' only at or above the bound."""
 
-from train.histopathology import conversion_note, goal_text
+from train.histopathology.card import conversion_note, goal_text
 
 
 def test_goal_text_says_met_and_beaten_only_where_the_figures_reach_them():

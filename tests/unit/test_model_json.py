@@ -37,7 +37,7 @@ def test_model_json_is_valid_and_matches_its_artifact(path):
 
 
 def test_model_json_rounds_what_people_read_but_keeps_thresholds_exact():
-    from train.common import rounded
+    from train.core import rounded
 
     written = rounded({"metrics": {"auc": 0.939123, "threshold": 0.359375},
                        "output": {"threshold": 0.359375, "thresholds_by_modality": {"ct": 0.10546875}}})
@@ -48,7 +48,7 @@ def test_model_json_rounds_what_people_read_but_keeps_thresholds_exact():
 
 
 def test_a_threshold_record_keeps_its_threshold_exact_and_rounds_its_figures():
-    from train.common import rounded
+    from train.core import rounded
 
     written = rounded({"training": {"threshold": {"threshold": 0.35332992672920227, "rule": "sensitivity >= 0.9",
                                                   "val_sensitivity": 0.9027777777777778}}})

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from train import common
+from train import core
 
 # Source A's melanomas all score high; source B's spread out, so a pooled target hides B's misses.
 P_POSITIVE_A = [0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0]
@@ -20,9 +20,9 @@ def validation():
 
 def test_pooled_threshold_meets_the_target_overall_but_not_within_every_source():
     y, p, source = validation()
-    pooled = common.choose_threshold(y, p, min_sensitivity=0.9)
+    pooled = core.choose_threshold(y, p, min_sensitivity=0.9)
     assert pooled["threshold"] == pytest.approx(0.3)  # 18 of 20 melanomas
-    by_source = common.sensitivity_by_group(y, p, source, pooled["threshold"])
+    by_source = core.sensitivity_by_group(y, p, source, pooled["threshold"])
     assert by_source["A"]["sensitivity"] == 1.0 and by_source["B"]["sensitivity"] == pytest.approx(0.8)
     assert by_source["B"]["specificity"] == pytest.approx(0.5) and by_source["B"]["negatives"] == 4
     assert by_source["A"]["specificity"] is None and by_source["A"]["negatives"] == 0
@@ -30,7 +30,7 @@ def test_pooled_threshold_meets_the_target_overall_but_not_within_every_source()
 
 def test_threshold_within_every_source_is_the_highest_that_reaches_the_target_in_each():
     y, p, source = validation()
-    every = common.choose_threshold_within_every_group(y, p, source, min_sensitivity=0.9, group_name="source")
+    every = core.choose_threshold_within_every_group(y, p, source, min_sensitivity=0.9, group_name="source")
     assert every["threshold"] == pytest.approx(0.2)  # B needs 9 of its 10; 0.3 would leave it at 0.8
     assert every["val_by_group"]["B"]["sensitivity"] == pytest.approx(0.9)
     assert every["val_sensitivity"] == pytest.approx(0.95) and every["val_specificity"] == pytest.approx(0.25)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from train.common import read_model_json
+from train.core import read_model_json
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ coincide; separation and ordering respond to how the groups really differ."""
 import numpy as np
 import pytest
 
-from train.survival_stats import group_separation, is_monotone, logrank_trend
+from train.breast_survival.survival_stats import group_separation, is_monotone, logrank_trend
 
 
 def synthetic(seed=0, n=400, mean_months=60.0):

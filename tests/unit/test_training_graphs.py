@@ -14,7 +14,7 @@ from convert.convert import ParityError, convert_model, run_tflite  # noqa: E402
 
 
 def test_leukemia_graph_matches_numpy_and_survives_conversion():
-    from train import leukemia
+    from train.leukemia import model as leukemia
 
     rng = np.random.default_rng(0)
     raw = rng.lognormal(6.0, 1.2, size=(24, 300)) - 50.0  # MAS-4-like: skewed, a few negatives
@@ -33,7 +33,7 @@ def test_leukemia_graph_matches_numpy_and_survives_conversion():
 
 @pytest.mark.parametrize("method", ["kmeans", "cox"])
 def test_survival_group_graph_matches_numpy(method):
-    from train import breast_survival as bs
+    from train.breast_survival import data as bs_data, model as bs
 
     rng = np.random.default_rng(1)
     n, genes = 120, 12
@@ -41,7 +41,7 @@ def test_survival_group_graph_matches_numpy(method):
     risk = expression[:, 0] - expression[:, 1]
     months = rng.exponential(100 * np.exp(-risk))
     events = (rng.random(n) < 0.7).astype(int)
-    data = bs.Metabric([f"g{i}" for i in range(genes)], expression, months, events, events, np.array(["train"] * n))
+    data = bs_data.Metabric([f"g{i}" for i in range(genes)], expression, months, events, events, np.array(["train"] * n))
     model = bs.fit_kmeans(data, 3, seed=0) if method == "kmeans" else bs.fit_cox(data, "overall", 1.0)
     keras_model = bs.build_serving_model(model, genes)
     converted = convert_model(keras_model, expression.astype(np.float32))["float32"]
@@ -51,21 +51,21 @@ def test_survival_group_graph_matches_numpy(method):
 
 
 def test_fine_tuned_features_are_what_the_serving_extractor_computes(tmp_path, monkeypatch, shared_data):
-    from train import common, transfer
+    from train import core, imaging
 
-    monkeypatch.setattr(common, "BUILD_DIR", tmp_path)  # map caches go to a throwaway folder
+    monkeypatch.setattr(core.paths, "BUILD_DIR", tmp_path)  # map caches go to a throwaway folder
     # ImageNet weights (../shared/weights): random ones give activations that underflow float16 caches
-    extractor = transfer.build_feature_extractor("mobilenet_v2", None)
+    extractor = imaging.build_feature_extractor("mobilenet_v2", None)
     images = np.random.default_rng(3).uniform(0, 255, (8, 224, 224, 3)).astype(np.float32)
     split = np.array(["train"] * 4 + ["val"] * 2 + ["test"] * 2)
-    tuned = transfer.fine_tune_last_stage("unit", "mnv2", extractor, "mobilenet_v2", images, split,
+    tuned = imaging.fine_tune_last_stage("unit", "mnv2", extractor, "mobilenet_v2", images, split,
                                           {"a": np.array([0, 1, 0, 1, 0, 1, 0, 1])},
-                                          augmentations=transfer.MIRRORED_AND_FLIPPED, learning_rate=1e-3, epochs=1,
+                                          augmentations=imaging.MIRRORED_AND_FLIPPED, learning_rate=1e-3, epochs=1,
                                           seed=0)
-    served = transfer.feature_maps(extractor, images).mean(axis=(1, 2))  # the extractor, after tuning
+    served = imaging.feature_maps(extractor, images).mean(axis=(1, 2))  # the extractor, after tuning
     assert tuned.pooled.shape == served.shape
     assert np.allclose(tuned.pooled, served, atol=5e-3 * np.abs(served).max())  # maps are cached as float16
-    mirrored = transfer.feature_maps(extractor, images[:4, :, ::-1]).mean(axis=(1, 2))
+    mirrored = imaging.feature_maps(extractor, images[:4, :, ::-1]).mean(axis=(1, 2))
     assert set(tuned.augmented_train) == {"mirrored", "flipped"}
     assert np.allclose(tuned.augmented_train["mirrored"], mirrored, atol=5e-3 * np.abs(mirrored).max())
     assert tuned.summary["augmentation"] == "original + mirrored + flipped training images"
@@ -77,7 +77,7 @@ def test_fine_tuned_features_are_what_the_serving_extractor_computes(tmp_path, m
 def test_elastic_net_cox_finds_the_informative_genes_and_orders_groups_by_risk():
     from lifelines.utils import concordance_index
 
-    from train import breast_survival as bs
+    from train.breast_survival import data as bs_data, model as bs
 
     rng = np.random.default_rng(2)
     n, genes = 300, 40
@@ -85,7 +85,7 @@ def test_elastic_net_cox_finds_the_informative_genes_and_orders_groups_by_risk()
     risk = 1.2 * expression[:, 0] - 1.2 * expression[:, 1]
     months = rng.exponential(100 * np.exp(-risk))
     events = (rng.random(n) < 0.8).astype(int)
-    data = bs.Metabric([f"g{i}" for i in range(genes)], expression, months, events, events, np.array(["train"] * n))
+    data = bs_data.Metabric([f"g{i}" for i in range(genes)], expression, months, events, events, np.array(["train"] * n))
     model = bs.fit_coxnet(data, "overall", l1_ratio=0.5, seed=0)
     weights = model.projection[:, 0]
     assert weights[0] > 0 > weights[1], "risk rises with g0 and falls with g1"
@@ -99,7 +99,7 @@ def test_elastic_net_cox_finds_the_informative_genes_and_orders_groups_by_risk()
 def test_cross_validated_separation_is_high_for_real_signal_and_chance_for_none():
     from functools import partial
 
-    from train import breast_survival as bs
+    from train.breast_survival import data as bs_data, evaluate as bs_evaluate, model as bs
 
     rng = np.random.default_rng(3)
     n, genes = 200, 30  # enough noise genes that a fit judged on its own patients would look good
@@ -110,14 +110,14 @@ def test_cross_validated_separation_is_high_for_real_signal_and_chance_for_none(
     fit = partial(bs.fit_cox, endpoint="overall", penalizer=0.01)
 
     def cohort(order):
-        return bs.Metabric([f"g{i}" for i in range(genes)], expression, months[order], os_event[order],
+        return bs_data.Metabric([f"g{i}" for i in range(genes)], expression, months[order], os_event[order],
                            dss_event[order], np.array(["train"] * n))
 
-    real = bs.cross_validated_separation(fit, cohort(np.arange(n)), seed=0, folds=4, repeats=2)
+    real = bs_evaluate.cross_validated_separation(fit, cohort(np.arange(n)), seed=0, folds=4, repeats=2)
     assert real["held_out_patients"] == 50 and real["repeats"] == 2
     assert real["harrell_c_overall"]["mean"] > 0.65 and real["harrell_c_overall"]["sd"] > 0
     assert real["harrell_c_overall"]["min"] <= real["harrell_c_overall"]["mean"] <= real["harrell_c_overall"]["max"]
-    shuffled = bs.cross_validated_separation(fit, cohort(rng.permutation(n)), seed=0, folds=4, repeats=2)
+    shuffled = bs_evaluate.cross_validated_separation(fit, cohort(rng.permutation(n)), seed=0, folds=4, repeats=2)
     assert abs(shuffled["harrell_c_overall"]["mean"] - 0.5) < 0.08, "held-out folds are really held out"
 
 
@@ -148,18 +148,18 @@ def test_retraining_keeps_the_experiments_other_commands_recorded(tmp_path, monk
     # GIVEN a training record where `make experiment-…` recorded a run, WHEN training rewrites it,
     # THEN the new training fields are written, the recorded experiments survive, and they land in
     # training.json, not in the serving contract.
-    from train import common
+    from train import core
 
-    monkeypatch.setattr(common, "REPO_ROOT", tmp_path)
-    monkeypatch.setattr(common, "FUNCTIONS_DIR", tmp_path / "functions")
+    monkeypatch.setattr(core.record, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(core.paths, "FUNCTIONS_DIR", tmp_path / "functions")
     recorded = {"run": {"command": "make experiment-x"}, "candidates": {"a": {"val_auc": 0.9}}}
-    common.write_model_json("x", {"name": "x", "version": "1.0.0", "training": {"seed": 1, "experiments": recorded}})
-    written = common.write_model_json("x", {"name": "x", "version": "1.0.1", "training": {"seed": 2}})
+    core.write_model_json("x", {"name": "x", "version": "1.0.0", "training": {"seed": 1, "experiments": recorded}})
+    written = core.write_model_json("x", {"name": "x", "version": "1.0.1", "training": {"seed": 2}})
     assert written["version"] == "1.0.1" and written["training"]["seed"] == 2
     assert written["training"]["experiments"] == recorded
-    assert common.read_model_json("x")["training"]["experiments"] == recorded
-    contract = json.loads(common.model_json_path("x").read_text())
-    record = json.loads(common.training_record_path("x").read_text())
+    assert core.read_model_json("x")["training"]["experiments"] == recorded
+    contract = json.loads(core.model_json_path("x").read_text())
+    record = json.loads(core.training_record_path("x").read_text())
     assert "training" not in contract and contract["version"] == "1.0.1"
     assert record["training"]["experiments"] == recorded and record["version"] == "1.0.1"
 
@@ -168,11 +168,11 @@ def test_whole_backbone_fine_tuning_trains_every_layer_and_restores_the_best_epo
     # GIVEN validation scores that peak after the first full epoch, WHEN the whole backbone is tuned,
     # THEN it stops after `patience` worse epochs, the extractor holds that epoch's weights, every
     # convolution moved from ImageNet/random init and batch-norm statistics did not.
-    from train import transfer
+    from train import imaging
 
     # ImageNet weights (../shared/weights): with random ones the last ReLU6 is silent and nothing trains
-    extractor = transfer.build_feature_extractor("mobilenet_v2", None)
-    backbone = transfer.backbone_of(extractor)
+    extractor = imaging.build_feature_extractor("mobilenet_v2", None)
+    backbone = imaging.backbone_of(extractor)
     images = np.random.default_rng(0).uniform(0, 255, (12, 224, 224, 3)).astype(np.float32)
     labels = np.array([0, 1] * 6)
     split = np.array(["train"] * 8 + ["val"] * 4)
@@ -186,8 +186,8 @@ def test_whole_backbone_fine_tuning_trains_every_layer_and_restores_the_best_epo
         seen.append(np.array(first_conv))
         return next(planned)
 
-    summary = transfer.fine_tune_whole_backbone(extractor, images, {"melanoma": labels}, split, score=score,
-                                                augmentation=transfer.dermoscopy_augmentation(0), learning_rate=1e-3,
+    summary = imaging.fine_tune_whole_backbone(extractor, images, {"melanoma": labels}, split, score=score,
+                                                augmentation=imaging.dermoscopy_augmentation(0), learning_rate=1e-3,
                                                 epochs=4, seed=0, head_epochs=1, patience=2, batch_size=4,
                                                 on_improvement=lambda epoch, value: improved.append((epoch, value)))
     assert (summary["best_epoch"], summary["epochs_run"]) == (1, 3)
@@ -200,16 +200,16 @@ def test_whole_backbone_fine_tuning_trains_every_layer_and_restores_the_best_epo
 def test_whole_backbone_fine_tuning_with_several_targets_ignores_missing_labels(shared_data):
     # GIVEN the brain's three targets, untyped images labelled -1, WHEN tuned with a cosine schedule,
     # THEN every head's validation outputs reach the score and the run completes.
-    from train import transfer
+    from train import imaging
 
-    extractor = transfer.build_feature_extractor("mobilenet_v2", None)
+    extractor = imaging.build_feature_extractor("mobilenet_v2", None)
     images = np.random.default_rng(0).uniform(0, 255, (8, 224, 224, 3)).astype(np.float32)
     targets = {"tumor": np.array([0, 1] * 4), "tumor_type": np.array([-1, 0, -1, 2, -1, 1, -1, 0])}
     split = np.array(["train"] * 6 + ["val"] * 2)
     shapes = []
-    summary = transfer.fine_tune_whole_backbone(
+    summary = imaging.fine_tune_whole_backbone(
         extractor, images, targets, split, score=lambda o: shapes.append({k: v.shape for k, v in o.items()}) or 0.5,
-        augmentation=transfer.anatomy_augmentation(0), learning_rate=1e-4, epochs=1, seed=0, head_epochs=1,
+        augmentation=imaging.anatomy_augmentation(0), learning_rate=1e-4, epochs=1, seed=0, head_epochs=1,
         batch_size=3, cosine_decay=True)
     assert shapes[-1] == {"tumor": (2, 2), "tumor_type": (2, 3)}
     assert summary["schedule"] == "cosine decay to 0"
@@ -217,9 +217,9 @@ def test_whole_backbone_fine_tuning_with_several_targets_ignores_missing_labels(
 
 
 def test_dermoscopy_augmentation_changes_training_images_only():
-    from train import transfer
+    from train import imaging
 
-    augmentation = transfer.dermoscopy_augmentation(0)
+    augmentation = imaging.dermoscopy_augmentation(0)
     images = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
     assert np.array_equal(np.asarray(augmentation(images, training=False)), images)
     assert not np.allclose(np.asarray(augmentation(images, training=True)), images)
@@ -238,22 +238,22 @@ def test_parity_failure_is_loud():
 def test_backbone_split_is_exact_and_fine_tuning_trains_the_serving_layers(backbone):
     import keras
 
-    from train import transfer
+    from train import imaging
 
-    extractor = transfer.build_feature_extractor(backbone, "none")
-    lower, upper = transfer.split_extractor(extractor, backbone)
-    size = transfer.BACKBONES[backbone].input_size
+    extractor = imaging.build_feature_extractor(backbone, "none")
+    lower, upper = imaging.split_extractor(extractor, backbone)
+    size = imaging.BACKBONES[backbone].input_size
     images = np.random.default_rng(0).uniform(0, 255, (4, size, size, 3)).astype(np.float32)
     maps = np.asarray(lower(images))
     assert np.allclose(np.asarray(upper(maps)), np.asarray(extractor(images)), atol=1e-5)
 
-    backbone_model = transfer.backbone_of(extractor)
+    backbone_model = imaging.backbone_of(extractor)
     norms = [layer for layer in upper.layers if isinstance(layer, keras.layers.BatchNormalization)]
     before_norm = [w.copy() for w in norms[-1].get_weights()]
     convs = [layer for layer in upper.layers if isinstance(layer, keras.layers.Conv2D)]
     before_conv = convs[-1].get_weights()[0].copy()
     targets = {"a": np.array([0, 1, 0, 1]), "b": np.array([-1, 2, 0, -1])}  # -1: no label for head b
-    summary = transfer.fine_tune_top(extractor, upper, maps, targets, (maps, targets), learning_rate=1e-3,
+    summary = imaging.fine_tune_top(extractor, upper, maps, targets, (maps, targets), learning_rate=1e-3,
                                      epochs=1, seed=0)
     assert summary["epochs_run"] == 1 and summary["trainable_weights"] > 0
     assert convs[-1] is backbone_model.get_layer(convs[-1].name)  # upper shares the serving layers …
@@ -267,7 +267,7 @@ def test_symmetric_views_make_the_served_answer_ignore_flips_and_rotations():
     the image and the CAM turns with it — in the converted model too; one view does not do that."""
     import keras
 
-    from train import transfer
+    from train import imaging
 
     keras.utils.set_random_seed(0)
     extractor = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, strides=2, padding="same"),
@@ -280,7 +280,7 @@ def test_symmetric_views_make_the_served_answer_ignore_flips_and_rotations():
     undo = {"rot90": lambda m: np.rot90(m, 1, axes=(1, 2)), "mirror": lambda m: m[:, :, ::-1],
             "transpose": lambda m: m.transpose(0, 2, 1)}
 
-    symmetric = transfer.build_cam_model(extractor, heads, symmetric_views=True)
+    symmetric = imaging.build_cam_model(extractor, heads, symmetric_views=True)
     content = convert_model(symmetric, images)["float32"].content
     reference = run_tflite(content, images)
     assert np.ptp(reference["a"][:, 1]) > 1e-3  # answers that differ between images: nothing saturated
@@ -288,7 +288,7 @@ def test_symmetric_views_make_the_served_answer_ignore_flips_and_rotations():
         answer = run_tflite(content, np.ascontiguousarray(batch))
         assert np.allclose(answer["a"], reference["a"], atol=1e-5), name
         assert np.allclose(answer["a_cam"], undo[name](reference["a_cam"]), atol=1e-4), name
-    one_view = transfer.build_cam_model(extractor, heads)
+    one_view = imaging.build_cam_model(extractor, heads)
     assert not np.allclose(one_view.predict(turned["rot90"].copy(), verbose=0)["a"],
                            one_view.predict(images, verbose=0)["a"], atol=1e-5)
 
@@ -298,7 +298,7 @@ def test_two_backbone_graph_is_one_linear_head_over_both_feature_maps():
     of the head's weights, summed (so the ensemble's CAM is exact), in the converted model too."""
     import keras
 
-    from train import transfer
+    from train import imaging
 
     keras.utils.set_random_seed(1)
     members = [keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(channels, 3, strides=4, padding="same",
@@ -313,7 +313,7 @@ def test_two_backbone_graph_is_one_linear_head_over_both_feature_maps():
     expected = np.exp(expected_map.mean(axis=(1, 2)))
     expected /= expected.sum(axis=1, keepdims=True)
 
-    model = transfer.build_cam_model(transfer.concatenated_extractor(members), {"a": {"dense": dense, "cam_class": 1}})
+    model = imaging.build_cam_model(imaging.concatenated_extractor(members), {"a": {"dense": dense, "cam_class": 1}})
     answer = run_tflite(convert_model(model, images)["float32"].content, images)
     assert np.allclose(answer["a_cam"], expected_map[..., 1], atol=1e-5)
     assert np.allclose(answer["a"], expected, atol=1e-5)
@@ -321,7 +321,7 @@ def test_two_backbone_graph_is_one_linear_head_over_both_feature_maps():
 
 
 def test_a_second_backbone_ships_only_if_it_beats_the_best_single_one_by_the_margin():
-    from train import skin
+    from train.skin import candidates as skin
 
     single = {"frozen": {"score": 0.850}, "tuned": {"score": 0.855}}
     assert skin.choose_candidate({**single, "pair": {"score": 0.855 + skin.ENSEMBLE_MARGIN / 2, "backbones": 2}}) == "tuned"
@@ -329,25 +329,10 @@ def test_a_second_backbone_ships_only_if_it_beats_the_best_single_one_by_the_mar
     assert skin.choose_candidate(single) == "tuned"
 
 
-def test_skin_release_notes_name_what_changed_and_keep_the_released_lines():
-    import argparse
-
-    from train import skin
-
-    def notes(size: int, two_backbones: bool = False) -> dict:
-        args = argparse.Namespace(backbone="mobilenet_v2", input_size=size)
-        return skin.release_notes(args, "colour_constancy=True", two_backbones, {"1": 0.86, "8": 0.8712})
-
-    assert notes(224) == {"version": "1.4.0", "changelog": skin.RELEASED}  # rebuilding v1.4.0 rewrites it as it was
-    larger = notes(256)
-    assert larger["version"] == "1.5.0" and "256 px" in larger["changelog"]["1.5.0"] and "0.8712" in larger["changelog"]["1.5.0"]
-    assert notes(256, two_backbones=True)["version"] == "1.6.0" and notes(224, two_backbones=True)["version"] == "1.5.0"
-
-
 def test_skin_feature_caches_are_named_by_input_size_except_at_the_backbone_default():
     import argparse
 
-    from train import skin
+    from train.skin import candidates as skin
 
     def tag(size: int) -> str:
         return skin.feature_cache_tag(argparse.Namespace(backbone="mobilenet_v2", input_size=size), "none", True)
@@ -360,22 +345,22 @@ def test_whole_backbone_tuning_resumes_in_chunks_where_it_stopped(shared_data, t
     # GIVEN a 2-epoch cosine run cut into chunks of one epoch, WHEN the second call resumes from the
     # state folder, THEN the scores, best epoch and optimizer step carry on as in one run, and the
     # same chunks from the same start give the same weights.
-    from train import transfer
+    from train import imaging
 
     images = np.random.default_rng(0).uniform(0, 255, (8, 96, 96, 3)).astype(np.float32)
     labels, split = np.array([0, 1] * 4), np.array(["train"] * 6 + ["val"] * 2)
 
     def tune(extractor, folder, scores, seed=0):
-        return transfer.fine_tune_whole_backbone(
+        return imaging.fine_tune_whole_backbone(
             extractor, images, {"melanoma": labels}, split, score=lambda outputs: next(scores),
-            augmentation=transfer.dermoscopy_augmentation(0), learning_rate=1e-4, epochs=2, seed=seed, head_epochs=1,
+            augmentation=imaging.dermoscopy_augmentation(0), learning_rate=1e-4, epochs=2, seed=seed, head_epochs=1,
             patience=3, batch_size=3, cosine_decay=True, state_dir=folder, max_epochs_now=1)
 
     def chunked(folder):
-        extractor = transfer.build_feature_extractor("mobilenet_v2", None, input_size=96)
+        extractor = imaging.build_feature_extractor("mobilenet_v2", None, input_size=96)
         planned = iter([0.5, 0.9, 0.6])  # head epoch, then tuned epochs 1-2: the best is epoch 1
         summaries = [tune(extractor, folder, planned) for _ in range(2)]
-        return summaries, np.array(transfer.backbone_of(extractor).get_layer("Conv1").kernel)
+        return summaries, np.array(imaging.backbone_of(extractor).get_layer("Conv1").kernel)
 
     summaries, kernel = chunked(tmp_path / "a")
     assert [s["complete"] for s in summaries] == [False, True]
@@ -386,5 +371,5 @@ def test_whole_backbone_tuning_resumes_in_chunks_where_it_stopped(shared_data, t
         assert int(stored["v0"]) == 2 * 2  # Adam's step: two tuned epochs of two batches, across the calls
     assert np.array_equal(kernel, chunked(tmp_path / "b")[1])
     with pytest.raises(ValueError, match="settings"):
-        tune(transfer.build_feature_extractor("mobilenet_v2", None, input_size=96), tmp_path / "a", iter([0.5]),
+        tune(imaging.build_feature_extractor("mobilenet_v2", None, input_size=96), tmp_path / "a", iter([0.5]),
              seed=1)

@@ -1,4 +1,4 @@
-"""Brain DICOM input, measured: ``python -m train.dicom_input`` → ``functions/brain/dicom_input.json``,
+"""Brain DICOM input, measured: ``python -m train.brain.dicom_input`` → ``functions/brain/dicom_input.json``,
 which the brain card's "DICOM input" section renders.
 
 1. **Which CT window.** The training CT slices are JPEGs already windowed by whoever exported them.
@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from train import common
-from train.image_datasets import load_manifest
+from train import core
+from train.imaging import load_manifest
 
 TASK = "brain"
-OUT = common.REPO_ROOT / "functions" / TASK / "dicom_input.json"
+OUT = core.REPO_ROOT / "functions" / TASK / "dicom_input.json"
 # Common CT display windows (level, width in HU), from radiology teaching material.
 CANDIDATE_WINDOWS = {"brain": (40, 80), "stroke": (40, 40), "subdural": (75, 215), "soft tissue": (40, 400),
                      "bone": (600, 2800)}
@@ -47,7 +47,7 @@ def window_screen(seed: int = 0) -> dict[str, Any]:
     rows = manifest[(manifest["modality"] == "ct") & (manifest["split"] == "train")].sample(SAMPLE, random_state=seed)
     medians, spreads, clipped = [], [], []
     for path in rows["path"]:
-        pixels = np.asarray(Image.open(common.task_data_dir(TASK) / path).convert("L"), dtype=np.float64)
+        pixels = np.asarray(Image.open(core.task_data_dir(TASK) / path).convert("L"), dtype=np.float64)
         tissue = pixels[(pixels >= TISSUE_GREY[0]) & (pixels <= TISSUE_GREY[1])]
         clipped.append(float((pixels >= 250).mean()))
         if tissue.size >= 100:
@@ -73,7 +73,7 @@ def round_trip(level: float, width: float) -> dict[str, Any]:
     """Labels through the function: JPEG vs the same slice as DICOM in three encodings."""
     import sys
 
-    sys.path.insert(0, str(common.REPO_ROOT / "tests"))
+    sys.path.insert(0, str(core.REPO_ROOT / "tests"))
     from conftest import FakeLambdaContext, load_function_app
     from local.dicom_files import ct_in_hounsfield, secondary_capture
     from local.events import json_event
@@ -90,8 +90,8 @@ def round_trip(level: float, width: float) -> dict[str, Any]:
 
     counts: dict[str, list[int]] = {"secondary_capture": [], "secondary_capture_jpeg": [], "ct_hounsfield": []}
     for row in test.itertuples():
-        raw = (common.task_data_dir(TASK) / row.path).read_bytes()
-        pixels = np.asarray(Image.open(common.task_data_dir(TASK) / row.path).convert("L"))
+        raw = (core.task_data_dir(TASK) / row.path).read_bytes()
+        pixels = np.asarray(Image.open(core.task_data_dir(TASK) / row.path).convert("L"))
         modality = "CT" if row.modality == "ct" else "MR"
         reference = label(raw, modality=row.modality)
         counts["secondary_capture"].append(label(secondary_capture(pixels, modality=modality)) == reference)
@@ -107,7 +107,7 @@ def main() -> None:
     screen = window_screen()
     level, width = CANDIDATE_WINDOWS[screen["closest"]]
     report = {"window_screen": screen, "round_trip": round_trip(level, width),
-              "command": "python -m train.dicom_input", "seconds": round(time.time() - started, 1)}
+              "command": "python -m train.brain.dicom_input", "seconds": round(time.time() - started, 1)}
     OUT.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
 

@@ -1,0 +1,53 @@
+"""
+## Features and heads
+
+The backbone's pooled features (frozen, or its last stage tuned again on cached maps), then one
+linear head per question — tumour, modality, MRI tumour type — each with its L2 chosen on validation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from train import core, imaging
+from train.brain.data import TASK
+
+
+def backbone_features(args, data: dict[str, Any], extractor) -> tuple[np.ndarray, dict[str, Any]]:
+    """(pooled features of every image, the fine-tuning record): frozen unless ``--fine-tune-epochs``."""
+    # The sources name the cache too: caches are reused while the image count matches.
+    sources = f"_{'+'.join(sorted(args.sources))}" if args.sources else ""
+    tag = f"{imaging.cache_tag(args.backbone, args.weights)}_grey{sources}"
+    if not args.fine_tune_epochs:
+        return imaging.pooled_features(TASK, tag, extractor, data["images"]), {"run": False}
+    # All three targets at once; untyped tumours and the type head: label -1, ignored.
+    tuned = imaging.fine_tune_last_stage(
+        TASK, tag, extractor, args.backbone, data["images"], data["split"],
+        {"tumor": data["tumor"], "modality": data["modality"], "tumor_type": data["type"]},
+        augmentations=imaging.MIRRORED, learning_rate=args.learning_rate, epochs=args.fine_tune_epochs, seed=args.seed)
+    return tuned.pooled, tuned.summary
+
+
+def fit_heads(features: np.ndarray, data: dict[str, Any], seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(heads for ``imaging.build_cam_model``, the L2 and validation score each was chosen with):
+    AUC rates the binary heads, accuracy the tumour type (on typed tumours only)."""
+    split = data["split"]
+    train, val = split == "train", split == "val"
+    typed = data["type"] >= 0
+    heads, choices = {}, {}
+    for name, target, rows, n_classes in (("tumor", data["tumor"], np.ones_like(train), 2),
+                                          ("modality", data["modality"], np.ones_like(train), 2),
+                                          ("tumor_type", data["type"], typed, 3)):
+        y_val = target[val & rows]
+
+        def score(p: np.ndarray) -> float:
+            return (core.binary_metrics(y_val, p[:, 1], 0.5)["roc_auc"] if n_classes == 2
+                    else float((p.argmax(1) == y_val).mean()))
+
+        best = imaging.select_linear_head(features[train & rows], target[train & rows], n_classes,
+                                          val=(features[val & rows], y_val), score=score, seed=seed, name=name)
+        heads[name] = {"dense": best["dense"], "cam_class": 1 if name == "tumor" else None}
+        choices[name] = {"l2": best["l2"], "val_score": best["score"]}
+    return heads, choices

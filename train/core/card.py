@@ -1,0 +1,119 @@
+"""The model card, rendered from model.json and training.json alone, so that no figure is copied by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from train.core.paths import function_dir
+
+
+def _format(value: Any, name: str = "") -> str:
+    if isinstance(value, float):
+        is_p_value = name.endswith("_p") or "_p_" in name
+        return f"{value:.1e}" if is_p_value or 0 < abs(value) < 1e-3 else f"{value:.3f}"
+    return "—" if value is None else str(value)
+
+
+def metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
+    """Markdown table: one row per slice, one column per scalar metric any slice has."""
+    columns: list[str] = []
+    for values in metrics.values():
+        for name, value in values.items():
+            scalar = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if scalar and name not in ("n", "threshold") and name not in columns:
+                columns.append(name)
+    lines = ["| split | slice | n | " + " | ".join(columns) + " |", "|---" * (len(columns) + 3) + "|"]
+    for split, values in metrics.items():
+        lines.append(f"| {split} | {values.get('slice', '')} | {_format(values.get('n'))} | "
+                     + " | ".join(_format(values.get(name), name) for name in columns) + " |")
+    return "\n".join(lines)
+
+
+def conversion_table(conversion: dict[str, Any], metrics: dict[str, str], latency: tuple[str, str]) -> str:
+    """Markdown table of the converted variants for a model card: size, each metric with its change
+    against float32, latency (``(key, column title)``), parity with Keras; the shipped one in bold."""
+    reference = conversion["variants"]["float32"]
+    latency_key, latency_title = latency
+    header = ["variant", "bytes", *metrics.values(), latency_title, "max abs Δ vs Keras"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, figures in conversion["variants"].items():
+        if "failed" in figures:
+            cells = [f"fails at inference: `{figures['failed']}`"] + ["—"] * len(metrics)
+        else:
+            cells = [f"{figures[k]:.4f} ({figures[k] - reference[k]:+.4f})" for k in metrics]
+            cells.append(f"{figures[latency_key]:.1f}" if latency_key in figures else "—")
+        shown = f"**{name}** (shipped)" if name == conversion["shipped"] else name
+        lines.append("| " + " | ".join([shown, f"{figures['bytes']:,}", *cells,
+                                          f"{figures['max_abs_diff_vs_keras']:.1e}"]) + " |")
+    return "\n".join(lines)
+
+
+def write_model_card(task: str, metadata: dict[str, Any], *, overview: str, evaluation: str) -> Path:
+    """Write ``functions/<task>/MODEL_CARD.md`` (Hugging Face / Model Card Toolkit sections)."""
+    data = metadata["data"]
+    plots = "\n".join(f"![{Path(p).stem.replace('_', ' ')}]({p})" for p in metadata.get("plots", []))
+    card = f"""# Model card: {metadata['name']} v{metadata['version']}
+
+> **Research software, not a medical device.** Not for diagnosis, treatment or any clinical
+> decision. Outputs have not been validated prospectively or on data from other sites.
+
+{overview.strip()}
+
+## Model details
+- Task: `{task}`; labels {', '.join(f'`{l}`' for l in metadata['output']['labels'])}
+- Artifact: `model/{metadata['artifact']['file']}` ({metadata['artifact']['bytes']:,} bytes,
+  {metadata['artifact'].get('variant', 'float32')}), sha256 `{metadata['artifact']['sha256']}`
+- Served by LiteRT (`ai-edge-litert`) in an AWS Lambda container; trained with Keras
+  {metadata['versions'].get('keras', '?')} on TensorFlow {metadata['versions'].get('tensorflow', '?')}
+- Reproduce: `{metadata.get('training', {}).get('command', 'make train-' + task)}` (seeded)
+- Changelog: [CHANGELOG.md](CHANGELOG.md) (one line per version); how each version was chosen: "Development history" below
+
+## Intended use
+{metadata['intended_use']}
+
+**Out of scope:** {metadata['out_of_scope']}
+
+## Training and evaluation data
+- Source: {data['source']}
+- Citation: {data['citation']}
+- **Licence: {data['license']}**
+- Splits: {json.dumps(data['splits'])}
+
+## Evaluation
+{metrics_table(metadata['metrics'])}
+
+{evaluation.strip()}
+
+{plots}
+
+## Development history
+{development_history(task)}
+
+## Risks and limitations
+{metadata['limitations']}
+
+## How to call it
+`POST /{task.replace('_', '-')}/predict` with an `x-api-key` header; see the README for the body
+and `events/{task}/` for good and bad requests.
+"""
+    path = function_dir(task) / "MODEL_CARD.md"
+    path.write_text(card)
+    write_changelog(task, metadata)
+    return path
+
+
+def development_history(task: str) -> str:
+    """``functions/<task>/history.md`` (hand-written narrative of how each version was chosen), without its comment."""
+    text = (function_dir(task) / "history.md").read_text()
+    return text.split("-->", 1)[1].strip() if text.lstrip().startswith("<!--") else text.strip()
+
+
+def write_changelog(task: str, metadata: dict[str, Any]) -> Path:
+    """``functions/<task>/CHANGELOG.md``: one line per version, newest first (as MONAI bundles keep theirs)."""
+    lines = [f"- **{version}**: {text.rstrip('.')}." for version, text in reversed(metadata["changelog"].items())]
+    path = function_dir(task) / "CHANGELOG.md"
+    path.write_text(f"# Changelog: {metadata['name']}\n\nWritten from `model/training.json` by the training command; "
+                    f"the narrative is the model card's \"Development history\".\n\n" + "\n".join(lines) + "\n")
+    return path
