@@ -127,13 +127,11 @@ def border_cam_share(content: bytes, data, test: np.ndarray) -> dict[str, float]
     """Where does the tumour evidence sit? Share of positive CAM mass on the outer ring of the
     feature grid (24 of 49 cells, ~49% of the image: corners and edges, where scanners burn in
     text), per modality and class, over all test images. Much above ~0.5 means the edges drive it."""
-
     shares = {}
     for m, modality in enumerate(MODALITIES):
         for cls, name in ((1, "tumor"), (0, "healthy")):
             rows = np.flatnonzero(test & (data["modality"] == m) & (data["tumor"] == cls))
-            cams = np.concatenate([run_tflite(content, data["images"][chunk].astype(np.float32))["tumor_cam"]
-                                   for chunk in np.array_split(rows, max(1, len(rows) // 64))])
+            cams = core.tflite_outputs(content, data["images"], rows)["tumor_cam"]
             values = []
             for cam in cams:
                 positive = normalise_cam(cam)

@@ -15,8 +15,7 @@ from train.core.paths import (BUILD_DIR, FUNCTIONS_DIR, REPO_ROOT, build_dir, da
                               function_dir, task_data_dir)
 from train.core.plots import confusion_grid, plot_confusion, plot_history, plot_roc_pr, plots_dir, pyplot
 from train.core.record import (EXACT_KEYS, TRAINING_RECORD_SCHEMA, model_json_path, read_model_json, rounded,
-                               update_training_record,
-                               training_record_path, write_model_json)
+                               training_record_path, update_training_record, write_model_json)
 from train.core.release import Release, model_metadata, parse_shipped_args, release_file
 from train.core.reproducibility import library_versions, seed_everything
 from train.core.thresholds import choose_threshold, choose_threshold_within_every_group, sensitivity_by_group

@@ -16,7 +16,8 @@ from train.core.paths import function_dir
 
 def tflite_outputs(content: bytes, images: np.ndarray, rows: np.ndarray | None = None, *,
                    per_call: int = 64) -> dict[str, np.ndarray]:
-    """Every output of a TFLite model on ``images[rows]`` (all when None), about ``per_call`` rows per call."""
+    """Every output of a TFLite model on ``images[rows]`` (a mask or row indices; all when None), about
+    ``per_call`` rows per call."""
     from convert.convert import run_tflite
 
     index = np.arange(len(images)) if rows is None else (np.flatnonzero(rows) if rows.dtype == bool else rows)
@@ -32,10 +33,10 @@ def only_output(content: bytes, batch: np.ndarray) -> np.ndarray:
     return next(iter(run_tflite(content, batch.astype(np.float32)).values()))
 
 
-def artifact_entry(converted, variant: str | None = None) -> dict[str, Any]:
+def artifact_entry(converted) -> dict[str, Any]:
     """model.json's ``artifact``: the file the function loads, its digest and its parity with Keras."""
     return {"file": "model.tflite", "sha256": converted.sha256, "bytes": len(converted.content),
-            "variant": variant or converted.variant, "max_abs_diff_vs_keras": converted.max_abs_diff}
+            "variant": converted.variant, "max_abs_diff_vs_keras": converted.max_abs_diff}
 
 
 def write_artifact(task: str, converted) -> None:

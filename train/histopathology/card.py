@@ -7,8 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from convert.convert import run_tflite
-
 from train import core, imaging
 from train.histopathology.data import LABELS, PATCH, TASK, stitched_region
 from train.histopathology.evaluate import MIN_SENSITIVITY, predict_probability
@@ -41,7 +39,7 @@ def write_plots(history, y_val, x_val, model, y_test, p_test, test_metrics, spre
     # Example heatmap: a stitched region of held-out test patches, scored tile by tile.
     region, truth = stitched_region(x_test, y_test, 8, 8, seed)
     tiles = region.reshape(8, PATCH, 8, PATCH, 3).transpose(0, 2, 1, 3, 4).reshape(64, PATCH, PATCH, 3)
-    p = next(iter(run_tflite(shipped.content, tiles.astype(np.float32)).values()))[:, 1].reshape(8, 8)
+    p = core.only_output(shipped.content, tiles)[:, 1].reshape(8, 8)
     fig, axes = plt.subplots(1, 3, figsize=(11, 4))
     axes[0].imshow(region)
     axes[0].set_title("stitched test patches")
