@@ -51,10 +51,12 @@ def task_data(task: str) -> tuple[np.ndarray, Callable[[dict[str, np.ndarray]], 
         from lifelines.utils import concordance_index
 
         from train.breast_survival.data import load_metabric
+        from train.breast_survival.graph import serving_rows
 
-        t = load_metabric().subset("test")
-        return (t.expression.astype(np.float32),
-                lambda o: float(concordance_index(t.months, -first(o).argmax(1), t.os_event)), "Harrell C (OS)")
+        t = load_metabric().subset("test")  # expression-only groups (the clinical columns at their fill values)
+        fill = np.array([f["fill_value"] for f in core.read_model_json("breast_survival")["input"]["clinical"]["fields"]])
+        return (serving_rows(t, fill),
+                lambda o: float(concordance_index(t.months, -o["membership"].argmax(1), t.os_event)), "Harrell C (OS)")
     if task == "histopathology":
         from train.histopathology.data import load_splits
 

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
+
 from contract.registry import TASKS
 
 from .events import EVENTS_DIR, json_event, proxy_event
@@ -120,6 +122,13 @@ def breast_survival_static() -> Iterator[EventCase]:
     yield from expression_bad_events("/breast-survival/predict", "brca1")
     yield ("bad_duplicate_gene.json", json_event("/breast-survival/predict", {"expression": {"BRCA1": 0.1, "brca1": 0.2}}),
            _expect(422, "duplicate_genes"))
+    # Clinical values out of their schema ranges or of the wrong type are refused before any gene is looked up.
+    for name, clinical in (("age_300", {"age_at_diagnosis": 300}), ("negative_size", {"tumor_size": -5}),
+                           ("grade_4", {"neoplasm_histologic_grade": 4}), ("string_nodes", {"lymph_nodes_examined_positive": "two"}),
+                           ("status_word", {"er_status": "yes"}), ("unknown_field", {"tumor_stage": 2})):
+        yield (f"bad_clinical_{name}.json", json_event("/breast-survival/predict",
+                                                       {"expression": {"brca1": 0.1}, "clinical": clinical}),
+               _expect(422, "invalid_request"))
 
 
 def breast_survival_generated() -> Iterator[EventCase]:
@@ -141,6 +150,25 @@ def breast_survival_generated() -> Iterator[EventCase]:
            json_event(path, {"genes": [g for g, _ in reordered], "values": [v for _, v in reordered]}), _expect(200))
     half = dict(list(profile.items())[: len(profile) // 2])
     yield "bad_half_of_genes.json", json_event(path, {"expression": half}), _expect(422, "missing_genes")
+    # The same patient with her clinical values: the clinical + expression model answers.
+    from train.breast_survival.clinical import NAMES
+
+    row = next(i for i in range(len(test.months)) if not np.isnan(test.clinical[i]).any())
+    clinical = {name: clinical_value(name, v) for name, v in zip(NAMES, test.clinical[row])}
+    profile = dict(zip(test.genes, test.expression[row].tolist()))
+    yield "ok_patient_with_clinical.json", json_event(path, {"expression": profile, "clinical": clinical}), _expect(200)
+    yield ("ok_clinical_grade_unknown.json",
+           json_event(path, {"expression": profile, "clinical": {**clinical, "neoplasm_histologic_grade": None}}), _expect(200))
+    three_unknown = {k: v for k, v in clinical.items() if k not in ("tumor_size", "neoplasm_histologic_grade", "her2_status")}
+    yield ("bad_clinical_three_unknown.json", json_event(path, {"expression": profile, "clinical": three_unknown}),
+           _expect(422, "clinical_incomplete"))
+
+
+def clinical_value(name: str, value: float):
+    """A METABRIC clinical value as a request states it (receptor status as the word)."""
+    if name.endswith("_status"):
+        return "Positive" if value == 1 else "Negative"
+    return int(value) if name in ("lymph_nodes_examined_positive", "neoplasm_histologic_grade") else float(value)
 
 
 def histopathology_static() -> Iterator[EventCase]:

@@ -25,8 +25,9 @@ def _heatmap(answer: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
 
 
 def _predict(client: Client, args: argparse.Namespace) -> int:
+    clinical = json.loads(Path(args.clinical).read_text()) if args.clinical else None
     answer = client.predict(args.task, args.input, explain=args.explain, modality=args.modality, frame=args.frame,
-                            region=args.region)
+                            region=args.region, clinical=clinical)
     found = _heatmap(answer)
     if found and args.heatmap:
         holder, key = found
@@ -73,6 +74,7 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--modality", choices=["ct", "mri"], help="brain: the slice's modality")
     predict.add_argument("--frame", type=int, help="a multi-frame DICOM file's frame")
     predict.add_argument("--region", action="store_true", help="histopathology: score a larger region")
+    predict.add_argument("--clinical", metavar="JSON", help="breast-survival: a JSON file of clinical variables")
     predict.set_defaults(run=_predict)
 
     batch = commands.add_parser("batch", help="every image of a folder → CSV (resumable)")

@@ -14,7 +14,7 @@ from .errors import ApiError
 from .inputs import ExpressionSource, ImageSource, expression_body, image_body
 
 DEFAULT_URL = "http://127.0.0.1:3000"  # the local API (make serve)
-_TASK_OPTIONS = {"brain": {"modality", "explain", "frame"}, "skin": {"explain", "frame"}}
+_TASK_OPTIONS = {"brain": {"modality", "explain", "frame"}, "skin": {"explain", "frame"}, "breast_survival": {"clinical"}}
 TASKS = {"histopathology": "/histopathology", "brain": "/brain", "skin": "/skin", "leukemia": "/leukemia",
          "breast_survival": "/breast-survival"}
 
@@ -60,9 +60,12 @@ class Client:
         """ALL vs AML from a Golub profile: a mapping gene → value, or a CSV/JSON file."""
         return self._post("/leukemia/predict", expression_body(expression))
 
-    def breast_survival(self, expression: ExpressionSource) -> dict[str, Any]:
-        """Survival group 0–3 and its curves from METABRIC z-scores: a mapping or a CSV/JSON file."""
-        return self._post("/breast-survival/predict", expression_body(expression))
+    def breast_survival(self, expression: ExpressionSource, clinical: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Risk, predicted survival and group 0–3 from METABRIC z-scores (a mapping or a CSV/JSON file); with
+        ``clinical`` (METABRIC column names, e.g. ``{"age_at_diagnosis": 61, "tumor_size": 22, ...}``) the
+        clinical + expression model answers."""
+        return self._post("/breast-survival/predict",
+                          {**expression_body(expression), **({"clinical": clinical} if clinical is not None else {})})
 
     def predict(self, task: str, source: Any, **options: Any) -> dict[str, Any]:
         """The route of ``task`` (``region=True``: the histopathology region route)."""

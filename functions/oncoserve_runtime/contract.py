@@ -71,6 +71,27 @@ class MissingValues:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClinicalField:
+    """One clinical value the graph takes after the genes (status: Positive = 1, Negative = 0)."""
+
+    name: str
+    kind: Literal["number", "integer", "status"]
+    unit: str
+    minimum: float
+    maximum: float
+    fill_value: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClinicalInput:
+    """Clinical values appended to the expression profile, and how many unknown ones are imputed."""
+
+    fields: tuple[ClinicalField, ...]
+    max_imputed: int = constrained(minimum=0)
+    rule: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExpressionInput:
     kind: Literal["expression"]
     dtype: Literal["float32"]
@@ -79,6 +100,7 @@ class ExpressionInput:
     feature_id: str
     features: tuple[str, ...] = constrained(uniqueItems=True)
     missing: MissingValues
+    clinical: ClinicalInput | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -52,6 +52,7 @@ CATALOGUE: dict[str, ErrorCode] = {
     "unknown_genes": ErrorCode(422, "Gene ids that are not inputs of this model (details list them)."),
     "missing_genes": ErrorCode(422, "Fewer of the model's genes than it needs (details list them)."),
     "duplicate_genes": ErrorCode(422, "A gene given more than once."),
+    "clinical_incomplete": ErrorCode(422, "More clinical values are unknown than the model imputes (details list them)."),
     # Routing and the function itself
     "unknown_route": ErrorCode(404, "No such route on this function (only seen when invoking a function directly)."),
     "method_not_allowed": ErrorCode(405, "The route exists for another method (only seen when invoking directly)."),
@@ -69,3 +70,4 @@ IMAGE = ("invalid_base64", "image_too_large", "image_too_small", "not_an_image",
 DICOM = ("corrupt_dicom", "dicom_without_pixel_data", "unsupported_dicom_image", "unsupported_transfer_syntax",
          "frame_out_of_range", "too_many_frames")
 EXPRESSION = ("unknown_genes", "missing_genes", "duplicate_genes")
+CLINICAL = ("clinical_incomplete",)

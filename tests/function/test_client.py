@@ -68,6 +68,20 @@ def test_expression_from_a_mapping_and_a_csv_file(client, shared_data, tmp_path)
     assert from_csv["input"]["coverage"] == 1.0
 
 
+def test_breast_survival_with_clinical_values_through_the_client_and_cli(client, contract_api, shared_data, tmp_path):
+    body = json.loads((EVENTS_DIR / "generated" / "breast_survival" / "ok_patient_with_clinical.body.json").read_text())
+    with_clinical = client.predict("breast-survival", body["expression"], clinical=body["clinical"])
+    assert with_clinical["predictor"] == "clinical_and_expression" and with_clinical["clinical"]["imputed"] == []
+    assert client.breast_survival(body["expression"])["predictor"] == "expression_only"
+    (tmp_path / "clinical.json").write_text(json.dumps(body["clinical"]))
+    (tmp_path / "profile.json").write_text(json.dumps({"expression": body["expression"]}))
+    run = subprocess.run([CLI, "--url", contract_api.url, "--api-key", CONTRACT_KEY, "predict", "breast-survival",
+                          str(tmp_path / "profile.json"), "--clinical", str(tmp_path / "clinical.json")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["risk"] == pytest.approx(with_clinical["risk"])
+
+
 def test_models_and_health(client):
     models = client.models()
     assert set(models) == set(TASKS)

@@ -31,23 +31,76 @@ def test_leukemia_graph_matches_numpy_and_survives_conversion():
     assert np.allclose(run_tflite(converted.content, raw.astype(np.float32))["output_0"], expected, atol=1e-4)
 
 
-@pytest.mark.parametrize("method", ["kmeans", "cox"])
-def test_survival_group_graph_matches_numpy(method):
-    from train.breast_survival import data as bs_data, model as bs
+def synthetic_cohort(n: int = 160, genes: int = 12, seed: int = 1):
+    """Expression and clinical values with survival that depends on both (a few clinical values missing)."""
+    from train.breast_survival import data as bs_data
 
-    rng = np.random.default_rng(1)
-    n, genes = 120, 12
+    rng = np.random.default_rng(seed)
     expression = rng.normal(size=(n, genes))
-    risk = expression[:, 0] - expression[:, 1]
+    clinical = np.column_stack([rng.uniform(30, 85, n), rng.gamma(2.0, 12.0, n), rng.poisson(1.5, n),
+                                rng.integers(1, 4, n), rng.integers(0, 2, n), rng.integers(0, 2, n),
+                                rng.integers(0, 2, n)]).astype(float)
+    clinical[rng.choice(n, 6, replace=False), 1] = np.nan  # unknown tumour sizes
+    risk = expression[:, 0] - expression[:, 1] + 0.3 * clinical[:, 3] + 0.02 * np.nan_to_num(clinical[:, 1], nan=20)
     months = rng.exponential(100 * np.exp(-risk))
     events = (rng.random(n) < 0.7).astype(int)
-    data = bs_data.Metabric([f"g{i}" for i in range(genes)], expression, months, events, events, np.array(["train"] * n))
+    return bs_data.Metabric([f"g{i}" for i in range(genes)], expression, months, events, events,
+                            np.array(["train"] * n), clinical)
+
+
+@pytest.mark.parametrize("method", ["kmeans", "cox"])
+def test_survival_graph_matches_numpy_for_both_models(method):
+    from train.breast_survival import clinical as bs_clinical, graph, model as bs
+    from train.breast_survival.prognosis import ExpressionCurves
+    from train.breast_survival.prognosis_candidates import fit_clinical_cox
+
+    data = synthetic_cohort()
     model = bs.fit_kmeans(data, 3, seed=0) if method == "kmeans" else bs.fit_cox(data, "overall", 1.0)
-    keras_model = bs.build_serving_model(model, genes)
-    converted = convert_model(keras_model, expression.astype(np.float32))["float32"]
-    tflite = run_tflite(converted.content, expression.astype(np.float32))["output_0"]
-    assert np.allclose(tflite, model.memberships(expression), atol=1e-4)
-    assert (tflite.argmax(1) == model.groups(expression)).all()
+    curves = ExpressionCurves.fit(model, data)
+    prognosis = fit_clinical_cox(data, "overall")
+    rows = graph.serving_rows(data, prognosis.fill_values)
+    converted = convert_model(graph.build_serving_model(model, curves, prognosis, len(data.genes)), rows)["float32"]
+    out = run_tflite(converted.content, rows)
+    assert np.allclose(out["membership"], model.memberships(data.expression), atol=1e-4)
+    assert (out["membership"].argmax(1) == model.groups(data.expression)).all()
+    expression_risk = curves.risk(model, data.expression)
+    assert np.allclose(out["risk"][:, 0], expression_risk, atol=1e-4)
+    assert np.allclose(out["survival"], curves.survival(expression_risk), atol=1e-4)
+    clinical_risk = prognosis.risk(data)
+    assert np.allclose(out["clinical_risk"][:, 0], clinical_risk, atol=1e-4)
+    assert np.allclose(out["clinical_survival"], prognosis.survival(clinical_risk), atol=1e-4)
+    assert (out["clinical_membership"].argmax(1) == prognosis.groups(clinical_risk)).mean() > 0.98  # ties at band edges
+    npi = bs_clinical.nottingham_prognostic_index(bs_clinical.imputed(data.clinical, prognosis.fill_values))
+    assert np.allclose(out["nottingham_prognostic_index"][:, 0], npi, atol=1e-5)
+
+
+def test_nottingham_index_is_the_published_formula():
+    from train.breast_survival.clinical import nottingham_prognostic_index
+
+    # age, size mm, positive nodes, grade, ER, PR, HER2: 0.2 × size in cm + node stage (1 / 2 / 3) + grade
+    clinical = np.array([[60, 40, 0, 3, 1, 1, 0], [50, 15, 3, 1, 1, 0, 0], [70, 22, 4, 2, 0, 0, 1]], float)
+    assert nottingham_prognostic_index(clinical) == pytest.approx([0.8 + 1 + 3, 0.3 + 2 + 1, 0.44 + 3 + 2])
+
+
+def test_breslow_baseline_matches_lifelines_and_curves_fall():
+    import pandas as pd
+    from lifelines import CoxPHFitter
+
+    from train.breast_survival.prognosis import CURVE_MONTHS, breslow_cumulative_hazard, curve_models
+
+    data = synthetic_cohort(n=200, seed=4)
+    risk = data.expression[:, 0] - data.expression[:, 1]
+    risk = risk - risk.mean()
+    frame = pd.DataFrame({"risk": risk, "months": data.months, "event": data.os_event})
+    fitter = CoxPHFitter().fit(frame, "months", "event")
+    models = curve_models(risk, data)
+    assert models["overall"]["coefficient"] == pytest.approx(float(fitter.params_["risk"]), rel=1e-6)
+    ours = breslow_cumulative_hazard(data.months, data.os_event, models["overall"]["coefficient"] * risk)
+    # lifelines' baseline is at the covariate mean, which is 0 for a centred score
+    theirs = fitter.baseline_cumulative_hazard_.iloc[:, 0]
+    at_grid = theirs.reindex(theirs.index.union(CURVE_MONTHS)).ffill().fillna(0.0).loc[CURVE_MONTHS].to_numpy()
+    assert np.allclose(ours, at_grid, rtol=1e-6, atol=1e-9)
+    assert ours[0] == 0 and np.all(np.diff(ours) >= 0)
 
 
 def test_fine_tuned_features_are_what_the_serving_extractor_computes(tmp_path, monkeypatch, shared_data):

@@ -1,9 +1,11 @@
 """
-Title: Breast-cancer survival groups from gene expression (METABRIC)
+Title: Breast-cancer survival from gene expression, with or without clinical variables (METABRIC)
 Description: four ordered survival groups from 489 mRNA z-scores — the seed's K-Means clusters and a
-    survival-aware Cox risk score cut into quartiles, compared on validation; the better one is
-    served as one TFLite graph, with per-group Kaplan–Meier tables in its metadata.
-Accelerator: none (about three minutes on 2 CPU cores)
+    survival-aware Cox risk score cut into quartiles, compared on validation — and, when a request
+    brings them, seven clinical variables with expression (the Nottingham index and a clinical Cox
+    as anchors); both models answer with a risk score and the patient's own survival curves, served
+    as one TFLite graph with per-group Kaplan–Meier tables in its metadata.
+Accelerator: none (about seven minutes on 2 CPU cores)
 
 ## Introduction
 
@@ -11,7 +13,9 @@ The seed clusters METABRIC expression profiles with K-Means (k=4), runs survival
 cluster and names the clusters by their survival. Clusters found without looking at survival need
 not separate it; a Cox model on the same genes does look at survival. Both are fitted on training
 patients only, compared on validation (Harrell's C of the group rank, overall and disease-specific),
-and the better one ships; the other stays runnable (``--method``).
+and the better one ships; the other stays runnable (``--method``). Expression alone reaches a C of
+about 0.6; the prognostic tools clinicians use (NPI, PREDICT) are built on clinical variables, so a
+second model adds them (``prognosis_candidates.py``), chosen the same way.
 """
 
 from __future__ import annotations
@@ -20,15 +24,17 @@ import argparse
 import time
 from typing import Any
 
-import numpy as np
-
 from train import core
 from train.breast_survival.card import write_card, write_plots
+from train.breast_survival.clinical import check_imputation_bound
 from train.breast_survival.contract import contract_input, contract_output, contract_preprocessing, survival_tables
 from train.breast_survival.data import SPLIT_SEED, TASK, load_metabric
 from train.breast_survival.evaluate import (candidate_rows, cross_validated_separation, external_checks, flat_metrics,
                                             rate_candidates, selection_score, separation)
-from train.breast_survival.model import build_serving_model, candidates
+from train.breast_survival.graph import build_serving_model, serving_rows
+from train.breast_survival.model import candidates
+from train.breast_survival.prognosis import ExpressionCurves
+from train.breast_survival.prognosis_stage import choose_prognosis_model, clinical_metrics, shipped_test_figures
 
 REFIT_RULE = ("validation chooses the fitting procedure, and the shipped model is that procedure run on training + "
               "validation patients, as decided before any refitted model's test figures were seen (--no-refit ships "
@@ -50,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # ## Data: a seeded hash of the patient id splits 60/20/20
     data = load_metabric()
+    check_imputation_bound(data.clinical)
     train, val, test = data.subset("train"), data.subset("val"), data.subset("test")
     print(f"patients: train {len(train.months)}, val {len(val.months)}, test {len(test.months)}; "
           f"{len(data.genes)} genes", flush=True)
@@ -69,40 +76,60 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_refit:
         print(f"refitted on train+val ({len(fitted.months)} patients): {best.params}", flush=True)
 
-    # ## Convert (float32) and evaluate the artifact's groups on test
-    keras_model = build_serving_model(best, len(data.genes))
+    curves = ExpressionCurves.fit(best, fitted)
+
+    # ## Clinical + expression: candidates on training patients, chosen on validation, fitted again the same way
+    prognosis = choose_prognosis_model(args.seed, chosen_fit if chosen.method == "cox" else None, train, val, fitted,
+                                       test, refit=not args.no_refit)
+
+    # ## Convert (float32) and evaluate the artifact on test
+    keras_model = build_serving_model(best, curves, prognosis.shipped, len(data.genes))
     core.export_saved_model(keras_model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)
-    converted = core.convert_float32(TASK, keras_model, data.expression.astype(np.float32))
-    groups = {name: core.only_output(converted.content, split.expression).argmax(axis=1)
-              for name, split in (("fitted", fitted), ("test", test))}
+    converted = core.convert_float32(TASK, keras_model, serving_rows(data, prognosis.shipped.fill_values))
+    outputs = {name: core.tflite_outputs(converted.content, serving_rows(split, prognosis.shipped.fill_values))
+               for name, split in (("fitted", fitted), ("test", test))}
+    groups = {name: out["membership"].argmax(axis=1) for name, out in outputs.items()}
     print(f"group agreement with NumPy on test {float((groups['test'] == best.groups(test.expression)).mean()):.4f}",
           flush=True)
     metrics = {"val": chosen_val, "test": separation(test, groups["test"])}
-    for endpoint in ("overall", "disease_specific"):
-        m = metrics["test"][endpoint]
-        print(f"test {endpoint}: C {m['harrell_c']:.3f}, log-rank p {m['logrank_p']:.1e}, "
-              f"trend p {m['logrank_trend_p']:.1e}, groups {m['per_group']}", flush=True)
+    clinical_test = shipped_test_figures(test, outputs["test"]["clinical_risk"][:, 0],
+                                         outputs["test"]["clinical_membership"].argmax(axis=1))
+    print_test_figures(metrics["test"], clinical_test)
 
     # ## model.json, training.json, plots and the card
     fitted_on = "training patients" if args.no_refit else "training + validation patients"
     tables = survival_tables(fitted, groups["fitted"])
-    plots = write_plots(test, groups["test"], fitted, groups["fitted"], fitted_on)
+    clinical_tables = survival_tables(fitted, outputs["fitted"]["clinical_membership"].argmax(axis=1))
+    plots = write_plots(test, groups["test"], fitted, groups["fitted"], fitted_on, prognosis.test["calibration"])
     external = external_checks(args.seed)
     training = {"seed": args.seed, "method": best.method, "params": best.params, "candidates": candidate_rows(results),
                 "chosen_on_validation": {"method": chosen.method, "params": chosen.params},
                 "cross_validated": {"patients": "training + validation", **cross_validated},
                 "fitted_on": {"patients": fitted_on, "n": len(fitted.months), "rule": REFIT_RULE},
+                "clinical": {"candidates": prognosis.validation, "chosen_on_validation": prognosis.chosen_key,
+                             "beats_both_anchors_on_validation": prognosis.beats_anchors,
+                             "shipped": {"params": prognosis.shipped.params}},
                 "split": {"rule": f"sha256('{SPLIT_SEED}-<patient_id>') → 60/20/20",
                           "counts": {"train": len(train.months), "val": len(val.months), "test": len(test.months)}},
                 "command": "python -m train.breast_survival --no-refit" if args.no_refit else "make train-breast-survival",
                 "seconds": round(time.time() - started, 1)}
     metadata = core.model_metadata(
         core.Release.load(TASK), vars(args), artifact=core.artifact_entry(converted),
-        input=contract_input(data.genes, best), preprocessing=contract_preprocessing(best),
-        output=contract_output(best, tables, fitted_on), training=training,
-        metrics=split_metrics(metrics, external), data={"splits": training["split"]["counts"]}, plots=plots)
+        input=contract_input(data.genes, best, prognosis.shipped), preprocessing=contract_preprocessing(best),
+        output=contract_output(best, tables, fitted_on, prognosis, clinical_tables), training=training,
+        metrics={**split_metrics(metrics, external), **clinical_metrics(prognosis, clinical_test)},
+        data={"splits": training["split"]["counts"]}, plots=plots)
     write_card(core.write_model_json(TASK, metadata))
     print(f"done in {time.time() - started:.0f} s", flush=True)
+
+
+def print_test_figures(expression_only: dict[str, Any], clinical: dict[str, Any]) -> None:
+    for endpoint in ("overall", "disease_specific"):
+        m = expression_only[endpoint]
+        print(f"test {endpoint}: C {m['harrell_c']:.3f}, log-rank p {m['logrank_p']:.1e}, "
+              f"trend p {m['logrank_trend_p']:.1e}, groups {m['per_group']}", flush=True)
+    print(f"clinical + expression on test: C overall {clinical['harrell_c']['overall']:.3f}, "
+          f"disease-specific {clinical['harrell_c']['disease_specific']:.3f}", flush=True)
 
 
 def split_metrics(metrics: dict[str, Any], external: dict[str, Any]) -> dict[str, Any]:

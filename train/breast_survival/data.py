@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from train import core
+from train.breast_survival.clinical import clinical_columns
 
 TASK = "breast_survival"
 LABELS = ["high", "above_average", "below_average", "very_low"]
@@ -31,6 +32,7 @@ class Metabric:
     os_event: np.ndarray
     dss_event: np.ndarray
     split: np.ndarray  # "train" / "val" / "test"
+    clinical: np.ndarray | None = None  # (patients, 7) in clinical.CLINICAL_FIELDS order, NaN = missing
 
     def events(self, endpoint: str) -> np.ndarray:
         return self.os_event if endpoint == "overall" else self.dss_event
@@ -45,7 +47,8 @@ class Metabric:
 
     def rows(self, index: np.ndarray) -> "Metabric":
         return Metabric(self.genes, self.expression[index], self.months[index], self.os_event[index],
-                        self.dss_event[index], self.split[index])
+                        self.dss_event[index], self.split[index],
+                        None if self.clinical is None else self.clinical[index])
 
 
 def split_of(patient_id: int) -> str:
@@ -65,4 +68,5 @@ def load_metabric() -> Metabric:
         os_event=(1 - frame["overall_survival"].to_numpy()).astype(int),
         dss_event=(frame["death_from_cancer"] == "Died of Disease").to_numpy().astype(int),
         split=np.array([split_of(int(p)) for p in frame["patient_id"]]),
+        clinical=clinical_columns(frame),
     )

@@ -11,9 +11,8 @@ Both produce `scores` in which a higher group is a worse prognosis, and soft mem
   (scikit-survival, strength chosen by 5-fold cross-validation on training patients). Membership = softmax(−δ²/2s²), δ = distance from the score to each band
   (0 inside it), s = 0.1 × the training score's standard deviation.
 
-Neither membership is a calibrated probability; argmax is the group in both. The serving graph:
-Keras layers hold the fitted numbers; the TFLite model maps 489 source z-scores to the four
-memberships in group order.
+Neither membership is a calibrated probability; argmax is the group in both. The serving graph
+(``graph.py``) holds the fitted numbers.
 """
 
 from __future__ import annotations
@@ -119,34 +118,42 @@ def fit_coxnet(train: Metabric, endpoint: str, l1_ratio: float, seed: int, folds
     """Elastic-net Cox (scikit-survival): most of the 489 genes get a zero weight. The penalty strength
     is chosen by k-fold cross-validation (Harrell's C) on training patients, so validation only picks
     between families, as for the other candidates."""
+    mean, scale, z = train.standardised()
+    coefficients, alpha, cv_c = cross_validated_coxnet(z, train, endpoint, l1_ratio, seed, folds=folds)
+    params = {"endpoint": endpoint, "penalty": "elastic_net", "l1_ratio": l1_ratio, "alpha": round(alpha, 4),
+              "genes_used": int((coefficients != 0).sum()), "cv_c": round(cv_c, 4)}
+    return risk_groups(params, mean, scale, z, coefficients)
+
+
+def cross_validated_coxnet(x: np.ndarray, train: Metabric, endpoint: str, l1_ratio: float, seed: int, *,
+                           penalty_factor: np.ndarray | None = None, folds: int = 5) -> tuple[np.ndarray, float, float]:
+    """Elastic-net Cox weights on ``x`` at the strength whose k-fold held-out Harrell's C on ``train`` is
+    best: (weights, strength, that C). ``penalty_factor`` 0 leaves a column unpenalised."""
     from lifelines.utils import concordance_index
     from sklearn.model_selection import StratifiedKFold
     from sksurv.linear_model import CoxnetSurvivalAnalysis
     from sksurv.util import Surv
 
-    mean, scale, z = train.standardised()
     events = train.events(endpoint)
     target = Surv.from_arrays(events.astype(bool), positive_months(train))
+    penalty = {} if penalty_factor is None else {"penalty_factor": penalty_factor}
 
     def path(alphas=None):
         return CoxnetSurvivalAnalysis(l1_ratio=l1_ratio, alphas=alphas, n_alphas=40, alpha_min_ratio=0.01,
-                                      max_iter=100_000)
+                                      max_iter=100_000, **penalty)
 
-    full = path().fit(z, target)
+    full = path().fit(x, target)
     alphas = full.alphas_
     held_out_c = np.zeros((folds, len(alphas)))
-    for fold, (fit_rows, held_rows) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed).split(z, events)):
-        fold_model = path(alphas).fit(z[fit_rows], target[fit_rows])
+    for fold, (fit_rows, held_rows) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, events)):
+        fold_model = path(alphas).fit(x[fit_rows], target[fit_rows])
         for j, alpha in enumerate(alphas):
-            risk = fold_model.predict(z[held_rows], alpha=alpha)
+            risk = fold_model.predict(x[held_rows], alpha=alpha)
             # an all-zero model ranks nobody: score it as chance, not as an error
             held_out_c[fold, j] = (concordance_index(train.months[held_rows], -risk, events[held_rows])
                                    if np.ptp(risk) > 0 else 0.5)
     best = int(held_out_c.mean(axis=0).argmax())
-    coefficients = full.coef_[:, best]
-    params = {"endpoint": endpoint, "penalty": "elastic_net", "l1_ratio": l1_ratio, "alpha": round(float(alphas[best]), 4),
-              "genes_used": int((coefficients != 0).sum()), "cv_c": round(float(held_out_c.mean(axis=0)[best]), 4)}
-    return risk_groups(params, mean, scale, z, coefficients)
+    return full.coef_[:, best], float(alphas[best]), float(held_out_c.mean(axis=0)[best])
 
 
 def candidates(seed: int, method: str | None) -> list[Callable[[Metabric], GroupModel]]:
@@ -161,52 +168,3 @@ def candidates(seed: int, method: str | None) -> list[Callable[[Metabric], Group
         fits += [partial(fit_coxnet, endpoint=endpoint, l1_ratio=l1_ratio, seed=seed)
                  for endpoint in ("overall", "disease_specific") for l1_ratio in (0.1, 0.5)]
     return fits
-
-
-def build_serving_model(model: GroupModel, n_genes: int):
-    import keras
-    from keras import layers, ops
-
-    @keras.saving.register_keras_serializable(package="oncoserve")
-    class SoftAssignment(layers.Layer):
-        """Soft membership: softmax(-distance² / (2 τ)) to centroids (K-Means) or to score bands (Cox)."""
-
-        def __init__(self, method: str, centroids=None, temperature=None, lower=None, upper=None,
-                     band_scale=None, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.method, self.temperature, self.band_scale = method, temperature, band_scale
-            self.centroids = None if centroids is None else np.asarray(centroids, "float32")
-            self.lower = None if lower is None else np.asarray(lower, "float32")
-            self.upper = None if upper is None else np.asarray(upper, "float32")
-
-        def call(self, projected):
-            if self.method == "kmeans":
-                squared = (ops.sum(projected * projected, axis=-1, keepdims=True)
-                           - 2.0 * ops.matmul(projected, ops.transpose(self.centroids))
-                           + ops.sum(self.centroids * self.centroids, axis=-1)[None, :])
-                logits = -squared / (2.0 * self.temperature)
-            else:
-                delta = ops.relu(self.lower[None, :] - projected) + ops.relu(projected - self.upper[None, :])
-                logits = -(delta * delta) / (2.0 * self.band_scale**2)
-            return ops.softmax(logits, axis=-1)
-
-        def get_config(self) -> dict[str, Any]:
-            def listed(a):
-                return None if a is None else a.tolist()
-
-            return {**super().get_config(), "method": self.method, "centroids": listed(self.centroids),
-                    "temperature": self.temperature, "lower": listed(self.lower), "upper": listed(self.upper),
-                    "band_scale": self.band_scale}
-
-    inputs = keras.Input((n_genes,), name="expression")
-    x = layers.Normalization(mean=model.mean, variance=model.scale**2, name="standardise")(inputs)
-    projection = layers.Dense(model.projection.shape[1], name="projection", trainable=False)
-    x = projection(x)
-    projection.set_weights([model.projection.astype("float32"), model.projection_bias.astype("float32")])
-    if model.method == "kmeans":
-        outputs = SoftAssignment("kmeans", centroids=model.centroids, temperature=model.temperature,
-                                 name="membership")(x)
-    else:
-        lower, upper = band_edges(model.cutpoints)
-        outputs = SoftAssignment("cox", lower=lower, upper=upper, band_scale=model.band_scale, name="membership")(x)
-    return keras.Model(inputs, outputs, name=f"breast_survival_{model.method}")
