@@ -79,13 +79,14 @@ def _layers():
 
     @keras.saving.register_keras_serializable(package="oncoserve")
     class ClinicalFeatures(layers.Layer):
-        """clinical.clinical_features in the graph: the Nottingham index, then the seven (size, nodes on a log scale)."""
+        """clinical.clinical_features in the graph: the Nottingham index, then the seven (size, nodes on a log scale;
+        log(1 + n), not log1p, which ONNX, one of the `make bench` baselines, has no operator for)."""
 
         def call(self, c):
             size, nodes, grade = c[:, SIZE : SIZE + 1], c[:, NODES : NODES + 1], c[:, GRADE : GRADE + 1]
             node_stage = 1.0 + ops.cast(nodes >= 1.0, "float32") + ops.cast(nodes >= 4.0, "float32")
             return ops.concatenate([0.02 * size + node_stage + grade, c[:, AGE : AGE + 1],
-                                    ops.log(ops.maximum(size, 1.0)), ops.log1p(nodes), c[:, GRADE:]], axis=-1)
+                                    ops.log(ops.maximum(size, 1.0)), ops.log(1.0 + nodes), c[:, GRADE:]], axis=-1)
 
     @keras.saving.register_keras_serializable(package="oncoserve")
     class SurvivalCurves(layers.Layer):
