@@ -42,11 +42,15 @@ class RiskModel:
         return data.expression @ self.gene_weights + features @ self.clinical_weights + self.bias
 
     def survival(self, risk: np.ndarray) -> np.ndarray:
-        """(patients, endpoints, CURVE_MONTHS) predicted survival."""
-        return np.stack([survival_curves(risk, self.calibration[e]) for e in ENDPOINTS], axis=1)
+        return endpoint_curves(risk, self.calibration)
 
     def groups(self, risk: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.cutpoints, risk, side="right")
+
+
+def endpoint_curves(risk: np.ndarray, calibration: dict[str, dict[str, Any]]) -> np.ndarray:
+    """(patients, endpoints, CURVE_MONTHS) predicted survival from each endpoint's curve model."""
+    return np.stack([survival_curves(risk, calibration[e]) for e in ENDPOINTS], axis=1)
 
 
 def survival_curves(risk: np.ndarray, calibration: dict[str, Any]) -> np.ndarray:
@@ -84,13 +88,14 @@ def curve_models(risk: np.ndarray, fitted: Metabric) -> dict[str, dict[str, Any]
     import pandas as pd
     from lifelines import CoxPHFitter
 
+    months = positive_months(fitted)
     models = {}
     for endpoint in ENDPOINTS:
         events = fitted.events(endpoint)
-        frame = pd.DataFrame({"risk": risk, "months": positive_months(fitted), "event": events})
+        frame = pd.DataFrame({"risk": risk, "months": months, "event": events})
         coefficient = float(CoxPHFitter().fit(frame, "months", "event").params_["risk"])
         models[endpoint] = {"coefficient": coefficient,
-                            "cumulative_hazard": breslow_cumulative_hazard(positive_months(fitted), events, coefficient * risk).tolist()}
+                            "cumulative_hazard": breslow_cumulative_hazard(months, events, coefficient * risk).tolist()}
     return models
 
 
@@ -117,7 +122,7 @@ class ExpressionCurves:
         return expression_risk(model, expression) - self.centre
 
     def survival(self, risk: np.ndarray) -> np.ndarray:
-        return np.stack([survival_curves(risk, self.calibration[e]) for e in ENDPOINTS], axis=1)
+        return endpoint_curves(risk, self.calibration)
 
 
 def linear_cox(columns: np.ndarray, fitted: Metabric, endpoint: str, penalizer: float = 0.01) -> tuple[np.ndarray, float]:

@@ -62,11 +62,11 @@ def paired_bootstrap(test: Metabric, risks: dict[str, np.ndarray], shipped: str,
     return {"resamples": BOOTSTRAP_RESAMPLES, "shipped": shipped, "vs": differences}
 
 
-def calibration_by_decile(test: Metabric, model: RiskModel) -> dict[str, Any]:
-    """Per endpoint and landmark: each risk decile's mean predicted survival and its Kaplan–Meier survival."""
+def calibration_by_decile(test: Metabric, model: RiskModel, risk: np.ndarray) -> dict[str, Any]:
+    """Per endpoint and landmark: each risk decile's (``risk``: the model's on ``test``) mean predicted survival
+    and its Kaplan–Meier survival."""
     from lifelines import KaplanMeierFitter
 
-    risk = model.risk(test)
     curves = model.survival(risk)
     deciles = np.array_split(np.argsort(risk), 10)
     table: dict[str, Any] = {}

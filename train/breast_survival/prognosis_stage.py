@@ -29,6 +29,7 @@ class PrognosisChoice:
     shipped: RiskModel
     chosen_key: str
     validation: list[dict[str, Any]]  # every candidate's validation C (fitted on training patients)
+    anchors: dict[str, str]  # anchor kind → the candidate of that kind validation rates best
     beats_anchors: bool
     test: dict[str, Any]  # every candidate refitted like the shipped one, on test; differences; calibration
 
@@ -41,12 +42,16 @@ def choose_prognosis_model(seed: int, expression_fit: Callable[[Metabric], Group
                    "val_c_disease_specific": c["disease_specific"]} for _, m, c in results]
     chosen = max(range(len(results)), key=lambda i: selection_score(results[i][2]))
     best, best_c = results[chosen][1], results[chosen][2]
-    beats = all(selection_score(best_c) > selection_score(c) for _, m, c in results if m.name in ANCHORS)
+    # the clinical Cox has one candidate per endpoint: the anchor is the one validation rates best
+    anchors = {kind: max((r for r in results if r[1].name == kind), key=lambda r: selection_score(r[2]))
+               for kind in ANCHORS}
+    beats = all(selection_score(best_c) > selection_score(c) for _, _, c in anchors.values())
     print(f"chosen on validation: {candidate_key(best)} (beats both anchors: {beats})", flush=True)
     # every candidate fitted again like the shipped one, so the test table compares like with like
     refitted = [fit(fitted) if refit else model for fit, model, _ in results]
     shipped = refitted[chosen]
-    return PrognosisChoice(shipped, candidate_key(best), validation, beats,
+    return PrognosisChoice(shipped, candidate_key(best), validation,
+                           {kind: candidate_key(model) for kind, (_, model, _) in anchors.items()}, beats,
                            test_comparison(refitted, shipped, test, seed))
 
 
@@ -60,18 +65,7 @@ def test_comparison(models: list[RiskModel], shipped: RiskModel, test: Metabric,
         print(f"  test {row['candidate']:40s} C overall {row['test_c_overall']:.3f}, "
               f"disease-specific {row['test_c_disease_specific']:.3f}", flush=True)
     return {"candidates": rows, "bootstrap": paired_bootstrap(test, risks, candidate_key(shipped), seed),
-            "calibration": calibration_by_decile(test, shipped)}
-
-
-def anchors_on_validation(validation: list[dict[str, Any]]) -> dict[str, str]:
-    """The anchor of each kind that validation rates best (the clinical Cox has one per endpoint)."""
-    best: dict[str, tuple[float, str]] = {}
-    for row in validation:
-        kind = row["candidate"].split("-")[0]
-        score = (row["val_c_overall"] + row["val_c_disease_specific"]) / 2
-        if kind in ANCHORS and score > best.get(kind, (-1.0, ""))[0]:
-            best[kind] = (score, row["candidate"])
-    return {kind: key for kind, (_, key) in best.items()}
+            "calibration": calibration_by_decile(test, shipped, risks[candidate_key(shipped)])}
 
 
 def shipped_test_figures(test: Metabric, risk: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
@@ -81,7 +75,7 @@ def shipped_test_figures(test: Metabric, risk: np.ndarray, groups: np.ndarray) -
 
 def clinical_metrics(prognosis: PrognosisChoice, shipped_test: dict[str, Any]) -> dict[str, Any]:
     """model.json's metrics of the clinical + expression model: validation (choice) and test (report)."""
-    anchors = anchors_on_validation(prognosis.validation)
+    anchors = prognosis.anchors
     lead = prognosis.test["bootstrap"]["vs"]
     return {
         "val_clinical": {"slice": "validation patients: every clinical candidate fitted on training patients "
