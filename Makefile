@@ -12,7 +12,7 @@ LAMBDA_BASE := ../shared/tools/lambda-base
 export ONCOSERVE_DATA_ROOT ?= $(abspath ../shared/data)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup serve test browser openapi test-fast replay events lint-template experiment-histopathology train-all bench loadtest wheels images images-test images-clean clean
+.PHONY: help setup serve test browser openapi test-fast replay events lint-template experiment-histopathology loso-brain train-all bench loadtest wheels images images-test images-clean clean
 
 help: ## list the targets
 	@grep -E '^[a-z% -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ finetune-%: $(VENV)/.installed ## tune every backbone layer of a task with train
 
 pack-%: $(VENV)/.installed ## train+val images of such a task for a GPU machine → devicepack/<task>.npz (docs/training.md)
 	$(PY) -m train.finetune pack $(subst -,_,$*)
+
+loso-brain: $(VENV)/.installed ## brain leave-one-source-out with the shipped tuning recipe: a backbone tuned without each MRI source (CPU ≈ 35 min) → functions/brain/leave_one_source_out.json, in the card
+	$(PY) -m train.brain.sources
 
 train-all: train-leukemia train-breast-survival train-histopathology train-brain train-skin ## every model, in turn
 

@@ -306,6 +306,11 @@ def brain_generated() -> Iterator[EventCase]:
     yield "ok_ct_tumor.json", json_event(path, {"image": ct_tumor, "modality": "ct"}), _expect(200)
     yield "ok_mri_glioma_explain.json", json_event(path, {"image": mri_glioma, "modality": "mri", "explain": True}), _expect(200)
     yield "ok_mri_healthy_modality_predicted.json", json_event(path, {"image": mri_healthy}), _expect(200)
+    # The second MRI source (224 px, stretched to a square): the model was trained and thresholded on both.
+    mri_second_source = _shared_image("brain", _first_test_path("brain", modality="mri", label="meningioma",
+                                                                source_dataset="nickparvar_training"))
+    yield ("ok_mri_second_source_meningioma.json", json_event(path, {"image": mri_second_source, "modality": "mri"}),
+           _expect(200))
 
 
 def skin_static() -> Iterator[EventCase]:

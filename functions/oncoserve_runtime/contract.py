@@ -122,6 +122,7 @@ class DataFacts:
     license: str
     splits: dict[str, Any]
     version: dict[str, Any] | None = None
+    sources: tuple[str, ...] | None = None  # the manifest's source_dataset values trained and reported on
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -40,7 +40,8 @@ def test_pack_keeps_train_and_val_only_and_round_trips(tmp_path, fake_task):
 def test_grey_pack_stores_one_channel_and_restores_three(tmp_path, monkeypatch):
     grey = np.repeat(np.linspace(0, 255, 32 * 32).reshape(1, 32, 32, 1).astype(np.uint8), 3, axis=-1)
     arrays = {"images": np.concatenate([grey, grey]), "split": np.array(["train", "val"], dtype=object),
-              "tumor": np.array([0, 1]), "modality": np.array([0, 1]), "tumor_type": np.array([-1, 2])}
+              "tumor": np.array([0, 1]), "modality": np.array([0, 1]), "tumor_type": np.array([-1, 2]),
+              "source": np.array(["a", "a"])}
     monkeypatch.setattr(finetune, "task_arrays", lambda task, backbone, input_size=None: arrays)
     unpacked = finetune.unpack(finetune.pack("brain", "mobilenet_v2", "none", tmp_path))
     assert np.array_equal(unpacked["images"][..., 0], unpacked["images"][..., 2])
@@ -52,10 +53,13 @@ def test_scores_rate_what_each_issue_asks():
     val = {"melanoma": np.array([0, 1, 0, 1]), "source": np.array(["a", "a", "b", "b"])}
     perfect_a_reversed_b = np.array([[1, 0], [0, 1], [0, 1], [1, 0]], float)
     assert skin_tuning.score({"melanoma": perfect_a_reversed_b}, val) == pytest.approx(0.5)  # (1 + 0) / 2
-    val = {"tumor": np.array([0, 1, 0, 1]), "modality": np.array([0, 0, 1, 1]), "tumor_type": np.array([-1, 0, -1, 2])}
-    outputs = {"tumor": np.array([[0.9, 0.1], [0.1, 0.9], [0.8, 0.2], [0.3, 0.7]]),
-               "tumor_type": np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 1, 0]], float)}
-    assert brain_tuning.score(outputs, val) == pytest.approx((1 + 1 + 0.5) / 3)  # CT AUC, MRI AUC, type accuracy
+    # Brain: CT AUC, MRI AUC and type accuracy, the MRI figures averaged over the MRI sources (a
+    # source whose ranking is reversed and whose type is wrong counts as much as the bigger one).
+    val = {"tumor": np.array([0, 1, 0, 1, 1, 0, 1]), "modality": np.array([0, 0, 1, 1, 1, 1, 1]),
+           "tumor_type": np.array([-1, 0, -1, 2, 1, -1, 0]), "source": np.array(["a"] * 5 + ["b"] * 2)}
+    outputs = {"tumor": np.array([[0.9, 0.1], [0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.2, 0.8], [0.7, 0.3]]),
+               "tumor_type": np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 0, 1], [0, 1, 0], [1, 0, 0], [0, 1, 0]], float)}
+    assert brain_tuning.score(outputs, val) == pytest.approx((1 + (1 + 0) / 2 + (1 + 0) / 2) / 3)
 
 
 def test_cache_tags_separate_weights(tmp_path):
@@ -110,6 +114,25 @@ def test_hed_jitter_recolours_in_training_only_and_is_exact_at_zero_strength():
     # RGB → stain densities → RGB round-trips when nothing is perturbed
     identity = np.asarray(imaging.hed_jitter_layer(scale=0.0, shift=0.0)(images, training=True))
     np.testing.assert_allclose(identity, images, atol=1e-2)
+
+
+def test_grey_intensity_jitter_keeps_slices_grey_and_acts_in_training_only():
+    grey = np.random.default_rng(4).integers(0, 256, (4, 8, 8, 1)).astype(np.float32)
+    images = np.repeat(grey, 3, axis=-1)
+    layer = imaging.grey_intensity_layer(seed=3)
+    assert np.array_equal(np.asarray(layer(images, training=False)), images)
+    jittered = np.asarray(layer(images, training=True))
+    assert jittered.min() >= 0 and jittered.max() <= 255 and np.abs(jittered - images).mean() > 0.5
+    # one gamma and one noise field per image, the same in the three channels: still greyscale
+    assert np.array_equal(jittered[..., 0], jittered[..., 2])
+    # γ = 1 and no noise: the identity
+    identity = np.asarray(imaging.grey_intensity_layer(gamma=1.0, noise=0.0)(images, training=True))
+    np.testing.assert_allclose(identity, images, atol=1e-2)
+
+
+def test_anatomy_augmentation_is_described_layer_by_layer():
+    text = imaging.augmentation_text(imaging.anatomy_augmentation(0))
+    assert "zoom (height ±10%, width ±20% apart)" in text and "gamma (×/÷1.5)" in text and "blur" in text
 
 
 def test_tf_data_stain_jitter_perturbs_one_patch_per_draw_and_round_trips_at_zero_strength():

@@ -44,6 +44,13 @@ def test_row_states_the_committed_metrics(task):
         assert any(abs(x - value) <= 0.0005 + 1e-9 for x in stated), f"{task} {split}.{key} = {value} not in README"
 
 
+def test_brain_row_states_every_mri_sources_recall_specificity_and_type_accuracy():
+    stated = stated_decimals(models_table_row("brain"))
+    for source, m in read_model_json("brain")["metrics"]["test_mri_by_source"].items():
+        for key in ("recall", "specificity", "type_accuracy"):
+            assert any(abs(x - m[key]) <= 0.0005 + 1e-9 for x in stated), f"brain {source}.{key} = {m[key]} not in README"
+
+
 def test_leukemia_row_states_the_independent_set_count():
     test = read_model_json("leukemia")["metrics"]["test"]
     assert f"**{test['correct']}/{test['n']}**" in models_table_row("leukemia")

@@ -266,7 +266,7 @@ def test_whole_backbone_fine_tuning_with_several_targets_ignores_missing_labels(
         batch_size=3, cosine_decay=True)
     assert shapes[-1] == {"tumor": (2, 2), "tumor_type": (2, 3)}
     assert summary["schedule"] == "cosine decay to 0"
-    assert summary["augmentation"].startswith("flips (horizontal), rotation (±11°), zoom (±10%)")
+    assert summary["augmentation"].startswith("flips (horizontal), rotation (±11°), zoom (height ±10%, width ±20% apart)")
 
 
 def test_dermoscopy_augmentation_changes_training_images_only():

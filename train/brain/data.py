@@ -40,4 +40,5 @@ def load_data(backbone: str, sources: list[str] | None = None) -> dict[str, Any]
         "modality": (manifest["modality"].to_numpy() == "mri").astype(int),
         "type": np.array([TYPES.index(v) if v in TYPES else -1 for v in label]),
         "split": manifest["split"].to_numpy(),
+        "source": manifest["source_dataset"].to_numpy().astype(str),
     }

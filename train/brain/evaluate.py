@@ -19,7 +19,9 @@ from convert.convert import run_tflite
 from train import core
 from train.brain.data import MODALITIES, TASK
 
-MIN_RECALL = 0.98  # the goal on test
+MIN_RECALL = 0.98  # the goals on test, within every MRI source (issue 32)
+MIN_SPECIFICITY = 0.90
+MIN_TYPE_ACCURACY = 0.92
 # Thresholds aim one point higher on validation: 120 CT / 196 MRI validation tumours pin recall down
 # only to a point or two, and a threshold set at exactly 0.98 missed the goal on test (MRI 0.969,
 # the 15-epoch experiment). Decided before any model trained with it was evaluated on test.
@@ -38,11 +40,20 @@ def evaluate_variant(content: bytes, data: dict[str, Any]) -> tuple[dict[str, fl
 
 
 def choose_thresholds(data: dict[str, Any], val_out: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """Per modality, the highest threshold with validation tumour recall >= the target; for MRI within
+    every MRI source, not only over the pooled images (a big source would hide a small one)."""
     val = data["split"] == "val"
-    return {modality: core.choose_threshold(data["tumor"][val][data["modality"][val] == i],
-                                            val_out["tumor"][data["modality"][val] == i, 1],
-                                            min_sensitivity=VAL_RECALL_TARGET)
-            for i, modality in enumerate(MODALITIES)}
+    thresholds = {}
+    for i, modality in enumerate(MODALITIES):
+        rows = val & (data["modality"] == i)
+        if modality == "mri":
+            thresholds[modality] = core.choose_threshold_within_every_group(
+                data["tumor"][rows], val_out["tumor"][data["modality"][val] == i, 1], data["source"][rows],
+                min_sensitivity=VAL_RECALL_TARGET, group_name="MRI source")
+        else:
+            thresholds[modality] = core.choose_threshold(data["tumor"][rows], val_out["tumor"][data["modality"][val] == i, 1],
+                                                         min_sensitivity=VAL_RECALL_TARGET)
+    return thresholds
 
 
 def test_metrics(data: dict[str, Any], test_out: dict[str, np.ndarray], thresholds) -> tuple[dict[str, Any], np.ndarray]:
@@ -69,7 +80,26 @@ def test_metrics(data: dict[str, Any], test_out: dict[str, np.ndarray], threshol
                                 "slice": "all test images (predicted modality)"}
     print(f"test MRI type accuracy {metrics['test_mri_type']['accuracy']:.3f}; modality accuracy "
           f"{metrics['test_modality']['accuracy']:.3f}", flush=True)
+    metrics["test_mri_by_source"] = by_source(data, test_out, thresholds["mri"]["threshold"])
     return metrics, type_confusion
+
+
+def by_source(data: dict[str, Any], test_out: dict[str, np.ndarray], threshold: float) -> dict[str, dict[str, Any]]:
+    """Each MRI source's test images at the shipped MRI threshold: tumour recall, specificity, AUC and
+    the type accuracy on its typed tumours."""
+    test = data["split"] == "test"
+    mri, source = data["modality"][test] == 1, data["source"][test]
+    result = {}
+    for name in np.unique(source[mri]):
+        rows = mri & (source == name)
+        m = core.binary_metrics(data["tumor"][test][rows], test_out["tumor"][rows, 1], threshold)
+        typed = rows & (data["type"][test] >= 0)
+        accuracy = float((test_out["tumor_type"][typed].argmax(1) == data["type"][test][typed]).mean())
+        result[str(name)] = {**m, "recall": m["sensitivity"], "type_accuracy": accuracy, "type_n": int(typed.sum()),
+                             "slice": f"MRI test images of {name} (tumour vs healthy; type on typed tumours)"}
+        print(f"test MRI {name}: recall {m['sensitivity']:.3f}, specificity {m['specificity']:.3f}, "
+              f"AUC {m['roc_auc']:.4f}, type accuracy {accuracy:.3f}", flush=True)
+    return result
 
 
 def both_modalities(ct: dict[str, Any], mri: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +111,7 @@ def both_modalities(ct: dict[str, Any], mri: dict[str, Any]) -> dict[str, Any]:
             "confusion": c, "slice": "all test images, CT and MRI at their own thresholds"}
 
 
-def robustness_checks(content: bytes, data, test: np.ndarray, thresholds, seed: int) -> dict[str, float]:
+def robustness_checks(content: bytes, data, test: np.ndarray, thresholds, seed: int) -> dict[str, Any]:
     """Does size or colour alone flip the answer? Agreement of the tumour label on test images after
     (a) a strong colour tint, (b) a 3x downscale, (c) a non-square crop-free pad — each put through
     the full serving path (greyscale, keras-image-helper resize)."""
@@ -123,21 +153,27 @@ def robustness_checks(content: bytes, data, test: np.ndarray, thresholds, seed: 
     return result
 
 
-def border_cam_share(content: bytes, data, test: np.ndarray) -> dict[str, float]:
+def border_cam_share(content: bytes, data, test: np.ndarray) -> dict[str, Any]:
     """Where does the tumour evidence sit? Share of positive CAM mass on the outer ring of the
     feature grid (24 of 49 cells, ~49% of the image: corners and edges, where scanners burn in
-    text), per modality and class, over all test images. Much above ~0.5 means the edges drive it."""
-    shares = {}
-    for m, modality in enumerate(MODALITIES):
-        for cls, name in ((1, "tumor"), (0, "healthy")):
-            rows = np.flatnonzero(test & (data["modality"] == m) & (data["tumor"] == cls))
-            cams = core.tflite_outputs(content, data["images"], rows)["tumor_cam"]
-            values = []
-            for cam in cams:
-                positive = normalise_cam(cam)
-                if positive.sum() > 0:
-                    ring = positive.copy()
-                    ring[1:-1, 1:-1] = 0
-                    values.append(ring.sum() / positive.sum())
-            shares[f"border_cam_share_{modality}_{name}"] = float(np.mean(values)) if values else 0.0
+    text), per modality (and MRI source) and class, over all test images. Much above ~0.5 means the
+    edges drive it."""
+    def share(members: np.ndarray) -> float:
+        values = []
+        for cam in core.tflite_outputs(content, data["images"], np.flatnonzero(test & members))["tumor_cam"]:
+            positive = normalise_cam(cam)
+            if positive.sum() > 0:
+                ring = positive.copy()
+                ring[1:-1, 1:-1] = 0
+                values.append(ring.sum() / positive.sum())
+        return float(np.mean(values)) if values else 0.0
+
+    classes = ((1, "tumor"), (0, "healthy"))
+    shares: dict[str, Any] = {f"border_cam_share_{modality}_{name}": share((data["modality"] == m) & (data["tumor"] == cls))
+                              for m, modality in enumerate(MODALITIES) for cls, name in classes}
+    mri = data["modality"] == 1
+    if len(np.unique(data["source"][mri])) > 1:
+        shares["border_cam_share_mri_by_source"] = {
+            str(s): {name: share(mri & (data["source"] == s) & (data["tumor"] == cls)) for cls, name in classes}
+            for s in np.unique(data["source"][mri])}
     return shares

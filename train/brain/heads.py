@@ -32,19 +32,24 @@ def backbone_features(args, data: dict[str, Any], extractor) -> tuple[np.ndarray
 
 def fit_heads(features: np.ndarray, data: dict[str, Any], seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """(heads for ``imaging.build_cam_model``, the L2 and validation score each was chosen with):
-    AUC rates the binary heads, accuracy the tumour type (on typed tumours only)."""
+    AUC rates the binary heads, accuracy the tumour type (on typed tumours only); the tumour and type
+    scores are means over image groups (CT, each MRI source), so each source counts the same."""
     split = data["split"]
     train, val = split == "train", split == "val"
     typed = data["type"] >= 0
+    group = np.char.add(np.where(data["modality"] == 1, "mri:", "ct:"), data["source"])
     heads, choices = {}, {}
     for name, target, rows, n_classes in (("tumor", data["tumor"], np.ones_like(train), 2),
                                           ("modality", data["modality"], np.ones_like(train), 2),
                                           ("tumor_type", data["type"], typed, 3)):
-        y_val = target[val & rows]
+        y_val, groups = target[val & rows], group[val & rows]
 
         def score(p: np.ndarray) -> float:
-            return (core.binary_metrics(y_val, p[:, 1], 0.5)["roc_auc"] if n_classes == 2
-                    else float((p.argmax(1) == y_val).mean()))
+            if name == "modality":
+                return core.binary_metrics(y_val, p[:, 1], 0.5)["roc_auc"]
+            per_group = [core.binary_metrics(y_val[groups == g], p[groups == g, 1], 0.5)["roc_auc"] if n_classes == 2
+                         else float((p[groups == g].argmax(1) == y_val[groups == g]).mean()) for g in np.unique(groups)]
+            return float(np.mean(per_group))
 
         best = imaging.select_linear_head(features[train & rows], target[train & rows], n_classes,
                                           val=(features[val & rows], y_val), score=score, seed=seed, name=name)

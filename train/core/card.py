@@ -26,6 +26,8 @@ def metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
                 columns.append(name)
     lines = ["| split | slice | n | " + " | ".join(columns) + " |", "|---" * (len(columns) + 3) + "|"]
     for split, values in metrics.items():
+        if values.get("n") is None and not any(values.get(name) is not None for name in columns):
+            continue  # a nested block (e.g. per source): the task's own section shows it
         lines.append(f"| {split} | {values.get('slice', '')} | {_format(values.get('n'))} | "
                      + " | ".join(_format(values.get(name), name) for name in columns) + " |")
     return "\n".join(lines)

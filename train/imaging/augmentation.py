@@ -114,24 +114,68 @@ def hed_jitter_layer(scale: float = 0.05, shift: float = 0.05, seed: int | None 
 
 def anatomy_augmentation(seed: int):
     """Training-only random layers for CT/MRI slices: left-right mirroring only (anatomy has an up
-    and down), small rotations and zooms with black fill (slices sit on black), brightness and
-    contrast (scanners and windowing differ)."""
+    and down), small rotations and zooms with black fill (slices sit on black), the height and width
+    zoomed apart (one MRI source is stretched to a square), brightness, contrast, gamma, blur and
+    noise (scanners, sequences, windowing and export differ; issue 32)."""
     import keras
     from keras import layers
 
     return keras.Sequential([layers.RandomFlip("horizontal", seed=seed),
                              layers.RandomRotation(0.03, fill_mode="constant", seed=seed + 1),  # ±11°
-                             layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 2),
+                             layers.RandomZoom(0.1, 0.2, fill_mode="constant", seed=seed + 2),
                              layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed + 3),
-                             layers.RandomContrast(0.1, seed=seed + 4)], name="augmentation")
+                             layers.RandomContrast(0.25, seed=seed + 4),
+                             layers.RandomGaussianBlur(0.5, kernel_size=5, sigma=(0.1, 1.5), seed=seed + 5),
+                             grey_intensity_layer(seed=seed + 6)], name="augmentation")
+
+
+def grey_intensity_layer(gamma: float = 1.5, noise: float = 4.0, seed: int | None = None):
+    """Each image's grey levels through a random gamma curve, 255·(x/255)^γ with log γ ~ U(±log
+    ``gamma``), plus Gaussian noise of standard deviation U(0, ``noise``) grey levels, the same in
+    the three channels (the images are greyscale replicated to RGB, in training and serving)."""
+    import keras
+    from keras import layers, ops
+
+    @keras.saving.register_keras_serializable(package="oncoserve")
+    class GreyIntensity(layers.Layer):
+        def __init__(self, gamma: float, noise: float, seed: int | None = None, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.gamma, self.noise, self.seed = gamma, noise, seed
+            self.generator = keras.random.SeedGenerator(seed)
+
+        def call(self, x, training=None):
+            if not training:
+                return x
+            batch = ops.shape(x)[0]
+            log_gamma = float(np.log(self.gamma))
+            exponent = ops.exp(keras.random.uniform((batch, 1, 1, 1), -log_gamma, log_gamma, seed=self.generator))
+            curved = 255.0 * ops.power(ops.clip(x, 0.0, 255.0) / 255.0 + 1e-6, exponent)
+            spread = keras.random.uniform((batch, 1, 1, 1), 0.0, self.noise, seed=self.generator)
+            shape = ops.shape(x)
+            grain = keras.random.normal((shape[0], shape[1], shape[2], 1), seed=self.generator) * spread
+            return ops.clip(curved + grain, 0.0, 255.0)
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "gamma": self.gamma, "noise": self.noise, "seed": self.seed}
+
+    return GreyIntensity(gamma, noise, seed, name="grey_intensity")
 
 
 def augmentation_text(augmentation) -> str:
     """What a Keras augmentation pipeline does, for model.json and the cards, read off its layers."""
     names = {"RandomFlip": lambda l: f"flips ({l.mode})",
              "RandomRotation": lambda l: f"rotation (±{round(360 * float(np.max(l.factor)))}°)",
-             "RandomZoom": lambda l: f"zoom (±{round(100 * float(np.max(np.abs(l.height_factor))))}%)",
+             "RandomZoom": zoom_text,
+             "RandomGaussianBlur": lambda l: f"Gaussian blur (σ up to {float(np.max(l.sigma)):g} px)",
+             "GreyIntensity": lambda l: f"gamma (×/÷{l.gamma:g}), grey noise (σ ≤ {l.noise:g} levels)",
              "RandomBrightness": lambda l: f"brightness (±{round(100 * float(np.max(l.factor)))}%)",
              "RandomContrast": lambda l: f"contrast (±{round(100 * float(np.max(l.factor)))}%)",
              "HedJitter": lambda l: f"H&E stain jitter (±{round(100 * l.scale)}% scale, ±{l.shift:g} shift per stain)"}
     return ", ".join(names[type(layer).__name__](layer) for layer in augmentation.layers) + " (on the fly)"
+
+
+def zoom_text(layer) -> str:
+    height = round(100 * float(np.max(np.abs(layer.height_factor))))
+    if layer.width_factor is None:
+        return f"zoom (±{height}%)"
+    return f"zoom (height ±{height}%, width ±{round(100 * float(np.max(np.abs(layer.width_factor))))}% apart)"

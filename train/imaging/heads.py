@@ -40,12 +40,17 @@ def select_linear_head(features: np.ndarray, labels: np.ndarray, n_classes: int,
     best = None
     for l2 in l2_grid:
         dense = train_linear_head(features, labels, n_classes, val=val, l2=l2, seed=seed, name=name)
-        weights, bias = dense.get_weights()
-        logits = val[0] @ weights + bias
-        probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        probabilities = head_probabilities(dense, val[0])
         value = score(probabilities)
         print(f"  {name} l2={l2:g}: validation score {value:.4f}", flush=True)
         if best is None or value > best["score"]:
             best = {"score": value, "l2": l2, "dense": dense, "val_probabilities": probabilities}
     return best
+
+
+def head_probabilities(dense, features: np.ndarray) -> np.ndarray:
+    """A linear softmax head's class probabilities for pooled ``features``, in NumPy."""
+    weights, bias = dense.get_weights()
+    logits = features @ weights + bias
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return probabilities / probabilities.sum(axis=1, keepdims=True)

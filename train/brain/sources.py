@@ -1,0 +1,127 @@
+"""
+## Leave one MRI source out
+
+What an unseen hospital's MRI would get: for each MRI source, heads fitted on every other image
+(CT and the other MRI sources), the MRI threshold chosen on their validation images by the shipped
+rule, then the held-out source scored. Two backbones:
+
+- ImageNet's, frozen (``python -m train.brain`` computes it, into model.json): nothing has seen the
+  held-out source, but nothing is tuned either;
+- the shipped recipe's: the backbone tuned end to end as ``train.brain.tuning`` does, without the
+  held-out source (``python -m train.brain.sources``, ≈ 15 min per source on 2 CPU cores → the
+  card's ``leave_one_source_out.json``). The shipped backbone itself saw every source and would
+  flatter the held-out one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import numpy as np
+
+from train import core, imaging
+from train.brain.data import TASK
+from train.brain.heads import fit_heads
+
+OUT = core.function_dir(TASK) / "leave_one_source_out.json"
+COMMAND = "python -m train.brain.sources"
+
+
+def leave_one_source_out(data: dict[str, Any], backbone: str, seed: int) -> dict[str, Any]:
+    """Per held-out MRI source, with the frozen ImageNet backbone: recall, specificity, AUC and type
+    accuracy on its test split and on all its images (none of them fitted or thresholded on)."""
+    features = source_features(data, backbone, None)
+    result = {"backbone": f"{backbone}, ImageNet weights, frozen", "rule": "heads and threshold fitted without the held-out source"}
+    for held_out in mri_sources(data):
+        result[held_out] = held_out_scores(data, features, held_out, seed)
+    return result
+
+
+def mri_sources(data: dict[str, Any]) -> list[str]:
+    return [str(s) for s in np.unique(data["source"][data["modality"] == 1])]
+
+
+def source_features(data: dict[str, Any], backbone: str, weights: str | None) -> np.ndarray:
+    extractor = imaging.build_feature_extractor(backbone, weights)
+    sources = "+".join(sorted(np.unique(data["source"])))
+    return imaging.pooled_features(TASK, f"{imaging.cache_tag(backbone, weights)}_grey_{sources}", extractor,
+                                   data["images"])
+
+
+def without(data: dict[str, Any], held_out: str) -> np.ndarray:
+    """The split with the held-out source's MRI rows set aside (split "held_out": never fitted on)."""
+    held = (data["modality"] == 1) & (data["source"] == held_out)
+    return np.where(held, "held_out", data["split"])
+
+
+def held_out_scores(data: dict[str, Any], features: np.ndarray, held_out: str, seed: int) -> dict[str, Any]:
+    from train.brain.evaluate import VAL_RECALL_TARGET
+
+    split = without(data, held_out)
+    heads, _ = fit_heads(features, {**data, "split": split}, seed)
+    tumour, tumour_type = (imaging.head_probabilities(heads[name]["dense"], features) for name in ("tumor", "tumor_type"))
+    val_mri = (data["modality"] == 1) & (split == "val")
+    threshold = core.choose_threshold(data["tumor"][val_mri], tumour[val_mri, 1], min_sensitivity=VAL_RECALL_TARGET)
+    held = split == "held_out"
+    scores = {scope: held_out_metrics(data, tumour, tumour_type, rows, threshold["threshold"])
+              for scope, rows in (("test", held & (data["split"] == "test")), ("all", held))}
+    print(f"leave out {held_out}: {scores['test']}", flush=True)
+    return scores
+
+
+def held_out_metrics(data, tumour: np.ndarray, tumour_type: np.ndarray, rows: np.ndarray, threshold: float) -> dict[str, Any]:
+    m = core.binary_metrics(data["tumor"][rows], tumour[rows, 1], threshold)
+    typed = rows & (data["type"] >= 0)
+    return {"n": int(rows.sum()), "threshold": round(threshold, 4), "recall": round(m["sensitivity"], 4),
+            "specificity": round(m["specificity"], 4), "roc_auc": round(m["roc_auc"], 4),
+            "type_accuracy": round(float((tumour_type[typed].argmax(1) == data["type"][typed]).mean()), 4),
+            "type_n": int(typed.sum())}
+
+
+"""
+## With the shipped recipe: a backbone tuned without each source
+"""
+
+
+def tuned_leave_one_source_out(backbone: str, seed: int) -> dict[str, Any]:
+    """For each MRI source: tune the backbone as ``train.finetune run brain`` does on everything else
+    (kept under build/brain/loso_<source>/, reused when there), then score the held-out source."""
+    from train import finetune
+    from train.brain.data import load_data
+    from train.brain.tuning import SPEC, arrays
+
+    data = load_data(backbone, core.Release.load(TASK).options.get("sources"))
+    tuning_arrays = arrays(backbone)
+    result = {"backbone": f"{backbone} tuned end to end without the held-out source ({SPEC.epochs} epochs, "
+                          f"learning rate {SPEC.learning_rates[0]:g}, seed {SPEC.seed}; the shipped augmentation)",
+              "rule": "backbone, heads and threshold fitted without the held-out source",
+              "command": COMMAND}
+    for held_out in mri_sources(data):
+        out = core.build_dir(TASK) / f"loso_{held_out}"
+        weights = out / imaging.WEIGHTS_FILE
+        if not (out / imaging.SUMMARY_FILE).is_file():
+            finetune.run(TASK, {**tuning_arrays, "split": without(data, held_out)}, backbone=backbone, weights=None,
+                         learning_rates=list(SPEC.learning_rates), epochs=SPEC.epochs, batch_size=SPEC.batch_size,
+                         out=out, seed=SPEC.seed)
+        summary = json.loads((out / imaging.SUMMARY_FILE).read_text())
+        scores = held_out_scores(data, source_features(data, backbone, str(weights)), held_out, seed)
+        result[held_out] = {**scores, "tuning_val_score": max(summary["val_score"]),
+                            "tuning_seconds": summary["seconds"], "weights_sha256": summary["weights_sha256"]}
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Leave one MRI source out with the shipped tuning recipe → "
+                                                 f"{OUT.relative_to(core.REPO_ROOT)}")
+    parser.add_argument("--backbone", default="mobilenet_v2", choices=sorted(imaging.BACKBONES))
+    parser.add_argument("--seed", type=int, default=2024, help="of the heads (the tuning uses the task's own)")
+    args = parser.parse_args(argv)
+    core.seed_everything(args.seed)
+    OUT.write_text(json.dumps(tuned_leave_one_source_out(args.backbone, args.seed), indent=1) + "\n")
+    print(f"→ {OUT}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
