@@ -60,6 +60,7 @@ def test_each_mri_source_reproduces_its_reported_figures(app, test_rows, answers
     got = confusion([int(l != "healthy") for l in labels], [int(a["label"] == "tumor") for a in picked])
     reported = app.MODEL.get().metadata["metrics"]["test_mri_by_source"][source]
     assert close_counts(got, reported["confusion"]), (got, reported["confusion"])
+    assert got["tp"] / (got["tp"] + got["fn"]) >= 0.97  # recall first, within each source
     typed = [(l, a) for l, a in zip(labels, picked) if l != "healthy" and l != "tumor" and "tumor_type" in a]
     assert len(typed) >= reported["type_n"] - reported["confusion"]["fn"]  # a missed tumour gets no type
     accuracy = sum(l == a["tumor_type"]["label"] for l, a in typed) / len(typed)

@@ -44,11 +44,23 @@ def test_row_states_the_committed_metrics(task):
         assert any(abs(x - value) <= 0.0005 + 1e-9 for x in stated), f"{task} {split}.{key} = {value} not in README"
 
 
-def test_brain_row_states_every_mri_sources_recall_specificity_and_type_accuracy():
-    stated = stated_decimals(models_table_row("brain"))
-    for source, m in read_model_json("brain")["metrics"]["test_mri_by_source"].items():
-        for key in ("recall", "specificity", "type_accuracy"):
-            assert any(abs(x - m[key]) <= 0.0005 + 1e-9 for x in stated), f"brain {source}.{key} = {m[key]} not in README"
+def test_brain_row_states_every_mri_sources_figures_and_the_leave_one_source_out_recall():
+    import json
+
+    row = models_table_row("brain")
+    names = {"multimodal_ct_mri": "multimodal set", "nickparvar_training": "Nickparvar"}
+    by_source = read_model_json("brain")["metrics"]["test_mri_by_source"]
+    assert set(by_source) == set(names)
+    stated = f"per source: {names['multimodal_ct_mri']} " + " / ".join(
+        f"{by_source['multimodal_ct_mri'][k]:.3f}" for k in ("recall", "specificity"))
+    assert stated in row, stated
+    assert f"{names['nickparvar_training']} {by_source['nickparvar_training']['recall']:.3f} / " \
+           f"{by_source['nickparvar_training']['specificity']:.3f}" in row
+    types = " / ".join(f"{by_source[s]['type_accuracy']:.3f}" for s in names)
+    assert f"({types})" in row, types
+    loso = json.loads((REPO / "functions" / "brain" / "leave_one_source_out.json").read_text())
+    for source in names:
+        assert f"{names[source]} held out {loso[source]['test']['recall']:.3f}" in row, source
 
 
 def test_leukemia_row_states_the_independent_set_count():

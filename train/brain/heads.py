@@ -32,8 +32,9 @@ def backbone_features(args, data: dict[str, Any], extractor) -> tuple[np.ndarray
 
 def fit_heads(features: np.ndarray, data: dict[str, Any], seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """(heads for ``imaging.build_cam_model``, the L2 and validation score each was chosen with):
-    AUC rates the binary heads, accuracy the tumour type (on typed tumours only); the tumour and type
-    scores are means over image groups (CT, each MRI source), so each source counts the same."""
+    AUC rates the binary heads, accuracy the tumour type (on typed tumours only). The tumour AUC is
+    the mean over three groups, CT and each MRI source; the type accuracy the mean over the MRI
+    sources: every source counts the same, whatever its size."""
     split = data["split"]
     train, val = split == "train", split == "val"
     typed = data["type"] >= 0
@@ -47,9 +48,9 @@ def fit_heads(features: np.ndarray, data: dict[str, Any], seed: int) -> tuple[di
         def score(p: np.ndarray) -> float:
             if name == "modality":
                 return core.binary_metrics(y_val, p[:, 1], 0.5)["roc_auc"]
-            per_group = [core.binary_metrics(y_val[groups == g], p[groups == g, 1], 0.5)["roc_auc"] if n_classes == 2
-                         else float((p[groups == g].argmax(1) == y_val[groups == g]).mean()) for g in np.unique(groups)]
-            return float(np.mean(per_group))
+            if name == "tumor":
+                return core.mean_auc_by_group(y_val, p[:, 1], groups)
+            return core.mean_accuracy_by_group(y_val, p.argmax(1), groups)
 
         best = imaging.select_linear_head(features[train & rows], target[train & rows], n_classes,
                                           val=(features[val & rows], y_val), score=score, seed=seed, name=name)

@@ -57,27 +57,25 @@ def without(data: dict[str, Any], held_out: str) -> np.ndarray:
 
 
 def held_out_scores(data: dict[str, Any], features: np.ndarray, held_out: str, seed: int) -> dict[str, Any]:
-    from train.brain.evaluate import VAL_RECALL_TARGET
+    """Heads fitted and the MRI threshold chosen (recall >= the target within every other MRI source)
+    without ``held_out``; its test split and all its images scored."""
+    from train.brain.evaluate import VAL_RECALL_TARGET, tumour_and_type_figures
 
     split = without(data, held_out)
     heads, _ = fit_heads(features, {**data, "split": split}, seed)
     tumour, tumour_type = (imaging.head_probabilities(heads[name]["dense"], features) for name in ("tumor", "tumor_type"))
     val_mri = (data["modality"] == 1) & (split == "val")
-    threshold = core.choose_threshold(data["tumor"][val_mri], tumour[val_mri, 1], min_sensitivity=VAL_RECALL_TARGET)
+    threshold = core.choose_threshold_within_every_group(data["tumor"][val_mri], tumour[val_mri, 1], data["source"][val_mri],
+                                                         min_sensitivity=VAL_RECALL_TARGET, group_name="MRI source")
     held = split == "held_out"
-    scores = {scope: held_out_metrics(data, tumour, tumour_type, rows, threshold["threshold"])
-              for scope, rows in (("test", held & (data["split"] == "test")), ("all", held))}
+    scores = {}
+    for scope, rows in (("test", held & (data["split"] == "test")), ("all", held)):
+        figures = tumour_and_type_figures(data["tumor"][rows], tumour[rows, 1], data["type"][rows], tumour_type[rows],
+                                          threshold["threshold"])
+        scores[scope] = {key: figures[key] for key in ("n", "threshold", "recall", "specificity", "roc_auc",
+                                                        "type_accuracy", "type_n", "confusion")}
     print(f"leave out {held_out}: {scores['test']}", flush=True)
     return scores
-
-
-def held_out_metrics(data, tumour: np.ndarray, tumour_type: np.ndarray, rows: np.ndarray, threshold: float) -> dict[str, Any]:
-    m = core.binary_metrics(data["tumor"][rows], tumour[rows, 1], threshold)
-    typed = rows & (data["type"] >= 0)
-    return {"n": int(rows.sum()), "threshold": round(threshold, 4), "recall": round(m["sensitivity"], 4),
-            "specificity": round(m["specificity"], 4), "roc_auc": round(m["roc_auc"], 4),
-            "type_accuracy": round(float((tumour_type[typed].argmax(1) == data["type"][typed]).mean()), 4),
-            "type_n": int(typed.sum())}
 
 
 """
@@ -87,29 +85,42 @@ def held_out_metrics(data, tumour: np.ndarray, tumour_type: np.ndarray, rows: np
 
 def tuned_leave_one_source_out(backbone: str, seed: int) -> dict[str, Any]:
     """For each MRI source: tune the backbone as ``train.finetune run brain`` does on everything else
-    (kept under build/brain/loso_<source>/, reused when there), then score the held-out source."""
+    (kept under build/brain/loso_<source>/; reused only when it was tuned with today's recipe), then
+    score the held-out source."""
     from train import finetune
     from train.brain.data import load_data
     from train.brain.tuning import SPEC, arrays
 
     data = load_data(backbone, core.Release.load(TASK).options.get("sources"))
     tuning_arrays = arrays(backbone)
-    result = {"backbone": f"{backbone} tuned end to end without the held-out source ({SPEC.epochs} epochs, "
-                          f"learning rate {SPEC.learning_rates[0]:g}, seed {SPEC.seed}; the shipped augmentation)",
-              "rule": "backbone, heads and threshold fitted without the held-out source",
-              "command": COMMAND}
+    recipe = {"epochs": SPEC.epochs, "learning_rate": SPEC.learning_rates[0], "seed": SPEC.seed,
+              "augmentation": imaging.augmentation_text(SPEC.augmentation(SPEC.seed))}
+    result = {"backbone": f"{backbone} tuned end to end without the held-out source ({recipe['epochs']} epochs, "
+                          f"learning rate {recipe['learning_rate']:g}, seed {recipe['seed']}; the shipped augmentation)",
+              "rule": "backbone, heads and threshold fitted without the held-out MRI source", "command": COMMAND,
+              "recipe": recipe}
     for held_out in mri_sources(data):
         out = core.build_dir(TASK) / f"loso_{held_out}"
-        weights = out / imaging.WEIGHTS_FILE
-        if not (out / imaging.SUMMARY_FILE).is_file():
+        if tuned_with(out) != recipe:
             finetune.run(TASK, {**tuning_arrays, "split": without(data, held_out)}, backbone=backbone, weights=None,
-                         learning_rates=list(SPEC.learning_rates), epochs=SPEC.epochs, batch_size=SPEC.batch_size,
+                         learning_rates=[recipe["learning_rate"]], epochs=recipe["epochs"], batch_size=SPEC.batch_size,
                          out=out, seed=SPEC.seed)
         summary = json.loads((out / imaging.SUMMARY_FILE).read_text())
-        scores = held_out_scores(data, source_features(data, backbone, str(weights)), held_out, seed)
+        weights = str(out / imaging.WEIGHTS_FILE)
+        scores = held_out_scores(data, source_features(data, backbone, weights), held_out, seed)
         result[held_out] = {**scores, "tuning_val_score": max(summary["val_score"]),
                             "tuning_seconds": summary["seconds"], "weights_sha256": summary["weights_sha256"]}
     return result
+
+
+def tuned_with(out) -> dict[str, Any] | None:
+    """The recipe a kept tuning run in ``out`` used (None when there is none)."""
+    path = out / imaging.SUMMARY_FILE
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    return {"epochs": summary["epochs_run"], "learning_rate": summary["chosen_learning_rate"], "seed": summary["seed"],
+            "augmentation": summary["augmentation"]}
 
 
 def main(argv: list[str] | None = None) -> None:

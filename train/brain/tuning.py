@@ -11,17 +11,13 @@ from train import core, imaging
 def score(outputs: dict[str, np.ndarray], val: dict[str, np.ndarray]) -> float:
     """Mean of the validation tumour AUC on CT, on MRI and the MRI type accuracy, each MRI figure the
     mean over the MRI sources (each source counts the same, whatever its size; issue 32)."""
-    def tumour_auc(rows: np.ndarray) -> float:
-        return core.binary_metrics(val["tumor"][rows], outputs["tumor"][rows, 1], 0.5)["roc_auc"]
-
-    def type_accuracy(rows: np.ndarray) -> float:
-        rows = rows & (val["tumor_type"] >= 0)
-        return float((outputs["tumor_type"][rows].argmax(1) == val["tumor_type"][rows]).mean())
-
-    mri = val["modality"] == 1
-    sources = [mri & (val["source"] == s) for s in np.unique(val["source"][mri])]
-    return float(np.mean([tumour_auc(val["modality"] == 0), np.mean([tumour_auc(rows) for rows in sources]),
-                          np.mean([type_accuracy(rows) for rows in sources])]))
+    ct, mri = val["modality"] == 0, val["modality"] == 1
+    typed = val["tumor_type"] >= 0
+    ct_auc = core.binary_metrics(val["tumor"][ct], outputs["tumor"][ct, 1], 0.5)["roc_auc"]
+    mri_auc = core.mean_auc_by_group(val["tumor"][mri], outputs["tumor"][mri, 1], val["source"][mri])
+    type_accuracy = core.mean_accuracy_by_group(val["tumor_type"][typed], outputs["tumor_type"][typed].argmax(1),
+                                                val["source"][typed])
+    return float(np.mean([ct_auc, mri_auc, type_accuracy]))
 
 
 SPEC = imaging.TuningSpec(("tumor", "modality", "tumor_type"), score, imaging.anatomy_augmentation,

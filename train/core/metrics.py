@@ -53,6 +53,12 @@ def mean_auc_by_group(y_true: np.ndarray, p_positive: np.ndarray, groups: np.nda
     return float(np.mean(list(auc_by_group(y_true, p_positive, groups).values())))
 
 
+def mean_accuracy_by_group(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -> float:
+    """The mean of the per-group accuracies (each group counts the same, whatever its size)."""
+    y_true, y_pred, groups = np.asarray(y_true), np.asarray(y_pred), np.asarray(groups)
+    return float(np.mean([(y_pred[groups == g] == y_true[groups == g]).mean() for g in sorted(set(groups.tolist()))]))
+
+
 def bootstrap_auc(y_true: np.ndarray, p_positive: np.ndarray, *, resamples: int = 1000, seed: int = 0) -> dict[str, float]:
     """ROC-AUC with a percentile bootstrap 95% confidence interval (resampling images)."""
     from sklearn.metrics import roc_auc_score
