@@ -26,7 +26,7 @@ import numpy as np
 
 from train import core, imaging
 from train.brain.card import write_card, write_plots
-from train.brain.data import MODALITIES, TASK, TUMOR_LABELS, TYPES, load_data
+from train.brain.data import MODALITIES, TASK, TUMOR_LABELS, TYPES, load_data, mri_sources
 from train.brain.evaluate import choose_thresholds, evaluate_variant, robustness_checks, test_metrics
 from train.brain.heads import backbone_features, fit_heads
 from train.brain.sources import leave_one_source_out
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics, type_confusion = test_metrics(data, outputs["test"], thresholds)
     robustness = robustness_checks(shipped.model.content, data, split == "test", thresholds, args.seed)
     metrics["test_robustness"] = {**robustness, "slice": "test images, label agreement after a nuisance change"}
-    if len(np.unique(data["source"][data["modality"] == 1])) > 1:
+    if len(mri_sources(data)) > 1:
         metrics["leave_one_source_out"] = leave_one_source_out(data, args.backbone, args.seed)
     plots = write_plots(data, split == "test", outputs["test"], thresholds, type_confusion, shipped.model.content,
                         args.seed)

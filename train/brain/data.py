@@ -22,6 +22,11 @@ MODALITIES = ["ct", "mri"]
 TYPES = ["glioma", "meningioma", "pituitary"]
 
 
+def mri_sources(data: dict[str, Any]) -> list[str]:
+    """The ``source_dataset`` values of ``load_data``'s MRI slices, sorted."""
+    return [str(s) for s in np.unique(data["source"][data["modality"] == 1])]
+
+
 def load_data(backbone: str, sources: list[str] | None = None) -> dict[str, Any]:
     """Every slice of the manifest's ``sources`` (``source_dataset``; None: all), greyscale, at the
     backbone's input size, with its labels and split."""

@@ -17,7 +17,7 @@ from oncoserve_runtime import decode_image, normalise_cam, to_grey_rgb
 from convert.convert import run_tflite
 
 from train import core
-from train.brain.data import MODALITIES, TASK
+from train.brain.data import MODALITIES, TASK, mri_sources
 
 MIN_RECALL = 0.98  # the goals on test, within every MRI source (issue 32)
 MIN_SPECIFICITY = 0.90
@@ -45,14 +45,13 @@ def choose_thresholds(data: dict[str, Any], val_out: dict[str, np.ndarray]) -> d
     val = data["split"] == "val"
     thresholds = {}
     for i, modality in enumerate(MODALITIES):
-        rows = val & (data["modality"] == i)
+        rows, p_tumour = val & (data["modality"] == i), val_out["tumor"][data["modality"][val] == i, 1]
         if modality == "mri":
             thresholds[modality] = core.choose_threshold_within_every_group(
-                data["tumor"][rows], val_out["tumor"][data["modality"][val] == i, 1], data["source"][rows],
-                min_sensitivity=VAL_RECALL_TARGET, group_name="MRI source")
+                data["tumor"][rows], p_tumour, data["source"][rows], min_sensitivity=VAL_RECALL_TARGET,
+                group_name="MRI source")
         else:
-            thresholds[modality] = core.choose_threshold(data["tumor"][rows], val_out["tumor"][data["modality"][val] == i, 1],
-                                                         min_sensitivity=VAL_RECALL_TARGET)
+            thresholds[modality] = core.choose_threshold(data["tumor"][rows], p_tumour, min_sensitivity=VAL_RECALL_TARGET)
     return thresholds
 
 
@@ -179,8 +178,8 @@ def border_cam_share(content: bytes, data, test: np.ndarray) -> dict[str, Any]:
     shares: dict[str, Any] = {f"border_cam_share_{modality}_{name}": share((data["modality"] == m) & (data["tumor"] == cls))
                               for m, modality in enumerate(MODALITIES) for cls, name in classes}
     mri = data["modality"] == 1
-    if len(np.unique(data["source"][mri])) > 1:
+    if len(mri_sources(data)) > 1:
         shares["border_cam_share_mri_by_source"] = {
-            str(s): {name: share(mri & (data["source"] == s) & (data["tumor"] == cls)) for cls, name in classes}
-            for s in np.unique(data["source"][mri])}
+            s: {name: share(mri & (data["source"] == s) & (data["tumor"] == cls)) for cls, name in classes}
+            for s in mri_sources(data)}
     return shares

@@ -17,9 +17,7 @@ from train.brain.data import TASK
 
 def backbone_features(args, data: dict[str, Any], extractor) -> tuple[np.ndarray, dict[str, Any]]:
     """(pooled features of every image, the fine-tuning record): frozen unless ``--fine-tune-epochs``."""
-    # The sources name the cache too: caches are reused while the image count matches.
-    sources = f"_{'+'.join(sorted(args.sources))}" if args.sources else ""
-    tag = f"{imaging.cache_tag(args.backbone, args.weights)}_grey{sources}"
+    tag = feature_cache_tag(args.backbone, args.weights, args.sources)
     if not args.fine_tune_epochs:
         return imaging.pooled_features(TASK, tag, extractor, data["images"]), {"run": False}
     # All three targets at once; untyped tumours and the type head: label -1, ignored.
@@ -28,6 +26,13 @@ def backbone_features(args, data: dict[str, Any], extractor) -> tuple[np.ndarray
         {"tumor": data["tumor"], "modality": data["modality"], "tumor_type": data["type"]},
         augmentations=imaging.MIRRORED, learning_rate=args.learning_rate, epochs=args.fine_tune_epochs, seed=args.seed)
     return tuned.pooled, tuned.summary
+
+
+def feature_cache_tag(backbone: str, weights: str | None, sources: list[str] | None) -> str:
+    """Names a brain feature cache: backbone, weights and the sources (caches are reused while the
+    image count matches, so two source sets must not share one)."""
+    named = f"_{'+'.join(sorted(sources))}" if sources else ""
+    return f"{imaging.cache_tag(backbone, weights)}_grey{named}"
 
 
 def fit_heads(features: np.ndarray, data: dict[str, Any], seed: int) -> tuple[dict[str, Any], dict[str, Any]]:

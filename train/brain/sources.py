@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from train import core, imaging
-from train.brain.data import TASK
-from train.brain.heads import fit_heads
+from train.brain.data import TASK, mri_sources
+from train.brain.heads import feature_cache_tag, fit_heads
 
 OUT = core.function_dir(TASK) / "leave_one_source_out.json"
 COMMAND = "python -m train.brain.sources"
@@ -39,15 +39,10 @@ def leave_one_source_out(data: dict[str, Any], backbone: str, seed: int) -> dict
     return result
 
 
-def mri_sources(data: dict[str, Any]) -> list[str]:
-    return [str(s) for s in np.unique(data["source"][data["modality"] == 1])]
-
-
 def source_features(data: dict[str, Any], backbone: str, weights: str | None) -> np.ndarray:
     extractor = imaging.build_feature_extractor(backbone, weights)
-    sources = "+".join(sorted(np.unique(data["source"])))
-    return imaging.pooled_features(TASK, f"{imaging.cache_tag(backbone, weights)}_grey_{sources}", extractor,
-                                   data["images"])
+    tag = feature_cache_tag(backbone, weights, np.unique(data["source"]).tolist())
+    return imaging.pooled_features(TASK, tag, extractor, data["images"])
 
 
 def without(data: dict[str, Any], held_out: str) -> np.ndarray:
