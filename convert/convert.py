@@ -85,6 +85,7 @@ def convert_model(
     float_bound: float = 1e-4,
     representative_count: int = 200,
     batch_size: int = 64,
+    float_scope: str = "ood",
 ) -> dict[str, ConvertedModel]:
     """Convert ``model`` into each variant and measure it against Keras on ``samples``, ``batch_size``
     at a time (less for a graph that multiplies its batch inside, e.g. one that averages 8 views).
@@ -115,6 +116,12 @@ def convert_model(
                 calibration = samples[:representative_count].astype(np.float32)
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]
                 converter.representative_dataset = lambda: ([row[np.newaxis]] for row in calibration)
+                float_nodes = float_scope_nodes(converted, float_scope)
+                if float_nodes:
+                    content = quantized_keeping_float(tf, converter, calibration, float_nodes)
+                    diff = max_abs_difference(model, content, samples, batch_size)
+                    converted[variant] = ConvertedModel(variant, content, diff)
+                    continue
             content = converter.convert()
             diff = max_abs_difference(model, content, samples, batch_size)
             converted[variant] = ConvertedModel(variant, content, diff)
@@ -123,6 +130,30 @@ def convert_model(
             f"float32 TFLite differs from Keras by {converted['float32'].max_abs_diff:.3g} > {float_bound:g}"
         )
     return converted
+
+
+def float_scope_nodes(converted: dict[str, ConvertedModel], scope: str) -> list[str]:
+    """Output tensor names of the float32 variant's operations in Keras layers named ``scope``…, and
+    of the signature outputs named so (the last operation is fused into the output tensor)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    if "float32" not in converted:
+        return []
+    interpreter = Interpreter(model_content=converted["float32"].content)
+    names = [t["name"] for t in interpreter.get_tensor_details() if f"/{scope}" in t["name"]]
+    if not names:
+        return []
+    outputs = interpreter.get_signature_runner().get_output_details()
+    by_index = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    return names + [by_index[d["index"]] for key, d in outputs.items() if key.startswith(scope)]
+
+
+def quantized_keeping_float(tf, converter, calibration: np.ndarray, float_nodes: list[str]) -> bytes:
+    """int8 everywhere but ``float_nodes`` (TFLite's selective quantisation, via its debugger)."""
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=lambda: ([row[np.newaxis]] for row in calibration),
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_nodes))
+    return debugger.get_nondebug_quantized_model()
 
 
 def tflite_latency_ms(content: bytes, batch: np.ndarray, *, threads: int = 1, runs: int = 7) -> float:

@@ -116,6 +116,10 @@ def leukemia_generated() -> Iterator[EventCase]:
         yield name, json_event("/leukemia/predict", {"expression": expression}), _expect(200, label=LABELS[label])
         compact = {"genes": list(genes), "values": independent.expression[row].astype(float).tolist()}
         yield name.replace(".json", "_compact.json"), json_event("/leukemia/predict", compact), _expect(200, label=LABELS[label])
+    # The same profile log2-transformed: another scale than the raw intensities the model was trained on
+    logged = {"genes": list(genes), "values": np.log2(np.clip(independent.expression[0], 1, None)).tolist()}
+    yield "bad_log_transformed_out_of_distribution.json", json_event("/leukemia/predict", logged), \
+        _expect(422, "out_of_distribution")
 
 
 def breast_survival_static() -> Iterator[EventCase]:
@@ -179,6 +183,9 @@ def histopathology_static() -> Iterator[EventCase]:
     big = base64.b64encode(_png(400, 400)).decode("ascii")
     yield ("bad_patch_too_large.json", json_event("/histopathology/predict", {"image": big}),
            _expect(422, "image_too_large_for_patch"))
+    noise = np.random.default_rng(0).integers(0, 256, (50, 50, 3), dtype=np.uint8)
+    yield ("bad_noise_patch_out_of_distribution.json", json_event("/histopathology/predict", {"image": _encode(noise)}),
+           _expect(422, "out_of_distribution"))
     region = "/histopathology/region"
     for name, event, expectation in image_bad_events(region):
         if name in ("bad_not_image.json", "bad_huge_image.json", "bad_url_metadata_service.json", "bad_invalid_json.json"):
@@ -207,6 +214,10 @@ def histopathology_generated() -> Iterator[EventCase]:
         yield name, json_event("/histopathology/predict", {"image": _encode(images[index])}), _expect(200)
     region, _ = stitched_region(images, labels, 8, 8, seed=7)
     yield "ok_region_stitched.json", json_event("/histopathology/region", {"image": _encode(region)}), _expect(200)
+    # The same region with its top row of tiles replaced by noise: those tiles are refused, left blank
+    noisy = region.copy()
+    noisy[:50] = np.random.default_rng(7).integers(0, 256, noisy[:50].shape, dtype=np.uint8)
+    yield "ok_region_noise_tiles_blank.json", json_event("/histopathology/region", {"image": _encode(noisy)}), _expect(200)
     # 2048 x 2048: the size the issue times (41 x 41 held-out patches, cropped), JPEG to fit the payload.
     big, _ = stitched_region(images, labels, 41, 41, seed=8)
     yield ("ok_region_2048.json", json_event("/histopathology/region", {"image": _encode(big[:2048, :2048], "JPEG", quality=90)}),
@@ -275,10 +286,11 @@ def dicom_events(path: str, *, colour_ok: bool) -> Iterator[EventCase]:
 
     ct = _phantom_ct()
     colour = np.stack([_phantom_grey().astype(np.uint8)] * 3, axis=-1)
-    yield "ok_dicom_ct.json", _dicom_event(path, ct), _expect(200)
+    # The CT phantom is synthetic: a model with an out-of-distribution guard is asked to report, not refuse
+    yield "ok_dicom_ct.json", _dicom_event(path, ct, ood="report"), _expect(200)
     yield ("ok_dicom_ct_raw_body.json",
            proxy_event(path, ct, headers={"Content-Type": "application/dicom"}, base64_body=True,
-                       query={"explain": ["true"]}), _expect(200))
+                       query={"explain": ["true"], "ood": ["report"]}), _expect(200))
     yield ("ok_dicom_colour.json" if colour_ok else "bad_dicom_colour.json", _dicom_event(path, secondary_capture(colour)),
            _expect(200) if colour_ok else _expect(422, "unsupported_dicom_image"))
     yield "bad_dicom_no_pixel_data.json", _dicom_event(path, without_pixels()), _expect(422, "dicom_without_pixel_data")
@@ -288,8 +300,21 @@ def dicom_events(path: str, *, colour_ok: bool) -> Iterator[EventCase]:
     yield "bad_dicom_frame_out_of_range.json", _dicom_event(path, ct, frame=3), _expect(422, "frame_out_of_range")
 
 
+def photograph_events(path: str) -> Iterator[EventCase]:
+    """A portrait photograph (matplotlib's sample data): refused by the guard, or answered with "report"."""
+    import base64
+
+    import matplotlib
+
+    photo = (Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg").read_bytes()
+    body = {"image": base64.b64encode(photo).decode("ascii")}
+    yield "bad_photograph_out_of_distribution.json", json_event(path, body), _expect(422, "out_of_distribution")
+    yield "ok_photograph_ood_report.json", json_event(path, {**body, "ood": "report"}), _expect(200)
+
+
 def brain_static() -> Iterator[EventCase]:
     yield from image_bad_events("/brain/predict")
+    yield from photograph_events("/brain/predict")
     yield from service_events("/brain")
     yield ("bad_unknown_modality.json", json_event("/brain/predict", {"image": "AAAA", "modality": "pet"}),
            _expect(422, "invalid_request"))

@@ -27,7 +27,7 @@ def _heatmap(answer: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
 def _predict(client: Client, args: argparse.Namespace) -> int:
     clinical = json.loads(Path(args.clinical).read_text()) if args.clinical else None
     answer = client.predict(args.task, args.input, explain=args.explain, modality=args.modality, frame=args.frame,
-                            region=args.region, clinical=clinical)
+                            region=args.region, clinical=clinical, ood=args.ood)
     found = _heatmap(answer)
     if found and args.heatmap:
         holder, key = found
@@ -75,6 +75,8 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--frame", type=int, help="a multi-frame DICOM file's frame")
     predict.add_argument("--region", action="store_true", help="histopathology: score a larger region")
     predict.add_argument("--clinical", metavar="JSON", help="breast-survival: a JSON file of clinical variables")
+    predict.add_argument("--ood", choices=["refuse", "report"],
+                         help="an input far outside the training data: refused (default, 422) or answered, flagged")
     predict.set_defaults(run=_predict)
 
     batch = commands.add_parser("batch", help="every image of a folder → CSV (resumable)")

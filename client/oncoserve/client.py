@@ -14,7 +14,8 @@ from .errors import ApiError
 from .inputs import ExpressionSource, ImageSource, expression_body, image_body
 
 DEFAULT_URL = "http://127.0.0.1:3000"  # the local API (make serve)
-_TASK_OPTIONS = {"brain": {"modality", "explain", "frame"}, "skin": {"explain", "frame"}, "breast_survival": {"clinical"}}
+_TASK_OPTIONS = {"brain": {"modality", "explain", "frame", "ood"}, "skin": {"explain", "frame", "ood"},
+                 "histopathology": {"ood"}, "leukemia": {"ood"}, "breast_survival": {"clinical", "ood"}}
 TASKS = {"histopathology": "/histopathology", "brain": "/brain", "skin": "/skin", "leukemia": "/leukemia",
          "breast_survival": "/breast-survival"}
 
@@ -38,40 +39,43 @@ class Client:
                                   timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)))
 
     # -- routes -----------------------------------------------------------------------------------
+    # ``ood="report"`` on any route: an input the model's guard would refuse (422 out_of_distribution)
+    # is answered instead, with ``ood.status`` out_of_distribution (research use).
     def brain(self, image: ImageSource, *, modality: str | None = None, explain: bool = False,
-              frame: int | None = None) -> dict[str, Any]:
+              frame: int | None = None, ood: str | None = None) -> dict[str, Any]:
         """Tumour vs healthy on a CT/MRI slice (PNG, JPEG, DICOM path or bytes, or a URL)."""
         return self._post("/brain/predict", {**image_body(image), **_options(modality=modality, explain=explain,
-                                                                            frame=frame)})
+                                                                            frame=frame, ood=ood)})
 
-    def skin(self, image: ImageSource, *, explain: bool = False, frame: int | None = None) -> dict[str, Any]:
+    def skin(self, image: ImageSource, *, explain: bool = False, frame: int | None = None,
+             ood: str | None = None) -> dict[str, Any]:
         """Melanoma vs benign on a dermoscopy image."""
-        return self._post("/skin/predict", {**image_body(image), **_options(explain=explain, frame=frame)})
+        return self._post("/skin/predict", {**image_body(image), **_options(explain=explain, frame=frame, ood=ood)})
 
-    def histopathology(self, image: ImageSource) -> dict[str, Any]:
+    def histopathology(self, image: ImageSource, *, ood: str | None = None) -> dict[str, Any]:
         """IDC or not for one ~50x50 H&E patch."""
-        return self._post("/histopathology/predict", image_body(image))
+        return self._post("/histopathology/predict", {**image_body(image), **_options(ood=ood)})
 
-    def histopathology_region(self, image: ImageSource) -> dict[str, Any]:
+    def histopathology_region(self, image: ImageSource, *, ood: str | None = None) -> dict[str, Any]:
         """A larger H&E region: the p(IDC) grid, IDC area fraction and a heatmap PNG."""
-        return self._post("/histopathology/region", image_body(image))
+        return self._post("/histopathology/region", {**image_body(image), **_options(ood=ood)})
 
-    def leukemia(self, expression: ExpressionSource) -> dict[str, Any]:
+    def leukemia(self, expression: ExpressionSource, *, ood: str | None = None) -> dict[str, Any]:
         """ALL vs AML from a Golub profile: a mapping gene → value, or a CSV/JSON file."""
-        return self._post("/leukemia/predict", expression_body(expression))
+        return self._post("/leukemia/predict", {**expression_body(expression), **_options(ood=ood)})
 
-    def breast_survival(self, expression: ExpressionSource, clinical: dict[str, Any] | None = None) -> dict[str, Any]:
+    def breast_survival(self, expression: ExpressionSource, clinical: dict[str, Any] | None = None, *,
+                        ood: str | None = None) -> dict[str, Any]:
         """Risk, predicted survival and group 0–3 from METABRIC z-scores (a mapping or a CSV/JSON file); with
         ``clinical`` (METABRIC column names, e.g. ``{"age_at_diagnosis": 61, "tumor_size": 22, ...}``) the
         clinical + expression model answers."""
-        return self._post("/breast-survival/predict",
-                          {**expression_body(expression), **({"clinical": clinical} if clinical is not None else {})})
+        return self._post("/breast-survival/predict", {**expression_body(expression), **_options(clinical=clinical, ood=ood)})
 
     def predict(self, task: str, source: Any, **options: Any) -> dict[str, Any]:
         """The route of ``task`` (``region=True``: the histopathology region route)."""
         task = task.replace("-", "_")
         if task == "histopathology" and options.pop("region", False):
-            return self.histopathology_region(source)
+            return self.histopathology_region(source, **_options(ood=options.pop("ood", None)))
         options.pop("region", None)
         method = {"brain": self.brain, "skin": self.skin, "histopathology": self.histopathology,
                   "leukemia": self.leukemia, "breast_survival": self.breast_survival}.get(task)

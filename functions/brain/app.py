@@ -26,6 +26,8 @@ from oncoserve_runtime import (
     cam_overlay,
     contract,
     error_codes,
+    guard,
+    with_ood,
     image_request_schema,
     probabilities_by_label,
     response_schemas,
@@ -63,6 +65,7 @@ def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     image = to_grey_rgb(scan.image)
     batch = ImagePreprocessing.for_model(model).to_array(image)
     outputs = model.run(batch)
+    ood = guard(model, outputs, body)
 
     modality_p = outputs[output.modality_tensor][0]
     if "modality" in body:
@@ -90,7 +93,7 @@ def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
         response["explanation"] = cam_overlay(image, outputs[output.cam_tensor][0])
     if scan.dicom:
         response["dicom"] = scan.dicom
-    return response
+    return with_ood(response, ood)
 
 
 TYPES = ["glioma", "meningioma", "pituitary"]
@@ -107,6 +110,6 @@ ANSWER = response_schemas.binary_answer(
 
 lambda_handler = build_lambda_handler("brain", MODEL, [
     Route("/brain/predict", SCHEMA, predict, binary_types=DICOM_MEDIA_TYPES, response=ANSWER,
-          errors=(*error_codes.IMAGE, *error_codes.DICOM, "modality_mismatch"),
+          errors=(*error_codes.IMAGE, *error_codes.DICOM, *error_codes.GUARDED, "modality_mismatch"),
           summary="Tumour vs healthy on a CT or MRI slice (PNG, JPEG or DICOM); MRI tumour type"),
 ])

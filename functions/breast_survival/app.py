@@ -30,6 +30,8 @@ from oncoserve_runtime import (
     expression_vector,
     probabilities_by_label,
     response_schemas,
+    guard,
+    with_ood,
 )
 
 
@@ -81,6 +83,7 @@ def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     clinical_row = (clinical.row if clinical is not None
                     else np.asarray([f.fill_value for f in spec.clinical.fields], np.float32))  # outputs not read
     outputs = model.run(np.concatenate([vector[0], clinical_row])[None])
+    ood = guard(model, outputs, body)
     prefix = "clinical_" if with_clinical else ""
     memberships = outputs[f"{prefix}membership"][0]
     group = int(memberships.argmax())
@@ -106,7 +109,7 @@ def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     if clinical is not None:
         answer["clinical"] = {"nottingham_prognostic_index": float(outputs["nottingham_prognostic_index"][0, 0]),
                               "imputed": list(clinical.imputed)}
-    return answer
+    return with_ood(answer, ood)
 
 
 LABELS = ["high", "above_average", "below_average", "very_low"]
@@ -158,6 +161,7 @@ ANSWER = response_schemas.answer("breast_survival", {
     "group_survival": {"type": "object", "properties": {"overall": GROUP_CURVE, "disease_specific": GROUP_CURVE},
                        "required": ["overall", "disease_specific"], "additionalProperties": False},
     "input": response_schemas.EXPRESSION_COVERAGE,
+    "ood": response_schemas.OOD,
     "clinical": {"type": "object", "description": "Present when the request has 'clinical'.", "properties": {
         "nottingham_prognostic_index": {"type": "number", "description": "0.2 x size (cm) + node stage + grade."},
         "imputed": {"type": "array", "items": {"type": "string"},
@@ -168,6 +172,6 @@ ANSWER = response_schemas.answer("breast_survival", {
    "The patient's risk and predicted survival, and the survival group with its curves.")
 
 lambda_handler = build_lambda_handler("breast_survival", MODEL, [
-    Route("/breast-survival/predict", REQUEST, predict, response=ANSWER, errors=error_codes.EXPRESSION + error_codes.CLINICAL,
+    Route("/breast-survival/predict", REQUEST, predict, response=ANSWER, errors=error_codes.EXPRESSION + error_codes.CLINICAL + error_codes.GUARDED,
           summary="Risk, predicted survival and group 0-3 from METABRIC mRNA z-scores (and clinical variables)"),
 ])

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from region import score_tiles, tile_region
+from region import run_tiles, tile_region
 
 from oncoserve_runtime import (
     BinaryOutput,
@@ -24,7 +24,10 @@ from oncoserve_runtime import (
     binary_prediction,
     build_lambda_handler,
     contract,
+    assess_rows,
     error_codes,
+    guard,
+    with_ood,
     image_from_body,
     image_request_schema,
     overlay_png_base64,
@@ -56,10 +59,6 @@ MODEL.warm()
 MAX_PATCH_SIDE = 100  # a "patch" bigger than this belongs on /region, not squashed to 50x50
 
 
-def _idc_probability(model: ModelBundle, batch: np.ndarray) -> np.ndarray:
-    return model.predict(batch)[:, model.labels.index(model.contract.output.positive_label)]
-
-
 def predict_patch(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     image = image_from_body(body)
     if max(image.size) > MAX_PATCH_SIDE:
@@ -67,8 +66,9 @@ def predict_patch(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
             "image_too_large_for_patch",
             f"A patch is ~50x50 px; this image is {image.width}x{image.height}. POST it to /histopathology/region.",
         )
-    preprocessing = ImagePreprocessing.for_model(model)
-    return binary_prediction(model, model.predict(preprocessing.to_array(image))[0])
+    outputs = model.run(ImagePreprocessing.for_model(model).to_array(image))
+    ood = guard(model, outputs, body)
+    return with_ood(binary_prediction(model, model.class_output(outputs)[0]), ood)
 
 
 def predict_region(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
@@ -77,11 +77,13 @@ def predict_region(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     spec = model.contract.output.region
     preprocessing = ImagePreprocessing.for_model(model)
     grid = tile_region(image, preprocessing, tile=spec.tile, min_edge_tile=spec.min_edge_tile)
-    p = score_tiles(lambda batch: _idc_probability(model, batch), grid.tiles)
+    p, flags = tile_probabilities(model, run_tiles(model.run, grid.tiles), body)
     threshold = model.contract.output.threshold
     heat = np.full((grid.rows, grid.cols), np.nan)
-    for (row, col), value in zip(grid.cells, p):
-        heat[row, col] = value
+    for (row, col), value, status in zip(grid.cells, p, flags):
+        if status != "refused":
+            heat[row, col] = value
+    p = p[flags != "refused"]
     positive = int((p >= threshold).sum())
     most_suspicious = float(p.max()) if len(p) else 0.0
     return {
@@ -94,11 +96,33 @@ def predict_region(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
             "rows": grid.rows, "cols": grid.cols, "tile": spec.tile, "stride": spec.stride,
             "probabilities": [[None if np.isnan(v) else round(float(v), 4) for v in row] for row in heat],
         },
-        "tiles": {"scored": len(p), "idc_positive": positive, "background": grid.background, "edge_slivers": grid.slivers},
+        "tiles": {"scored": len(p), "idc_positive": positive, "background": grid.background, "edge_slivers": grid.slivers,
+                  "out_of_distribution": int(np.isin(flags, ("refused", "out_of_distribution")).sum()),
+                  "atypical": int((flags == "atypical").sum())},
         "idc_area_fraction": positive / len(p) if len(p) else 0.0,
         "heatmap_png": overlay_png_base64(image, heat, max_side=768),
         "elapsed_ms": round((time.perf_counter() - started) * 1000.0, 1),
     }
+
+
+def tile_probabilities(model: ModelBundle, outputs: dict[str, np.ndarray] | None,
+                       body: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(p(IDC) per tile, each tile's guard status): ``refused`` for an out-of-distribution tile
+    (left out of the label, the area and the heatmap), ``out_of_distribution`` for one kept because
+    the request asked ``"ood": "report"``. A region whose every tissue tile is refused gets 422."""
+    if outputs is None:
+        return np.zeros(0, np.float32), np.zeros(0, dtype="<U19")
+    p = model.class_output(outputs)[:, model.labels.index(model.contract.output.positive_label)]
+    rows = assess_rows(model, outputs) or [{"status": "in_distribution"}] * len(p)
+    report = body.get("ood") == "report"
+    flags = np.array([r["status"] if report or r["status"] != "out_of_distribution" else "refused" for r in rows],
+                     dtype="<U19")
+    if len(flags) and (flags == "refused").all():
+        raise UnprocessableEntityError(
+            "out_of_distribution", "Every tissue tile of this image lies far outside the H&E patches the model was "
+            "trained on; it is not scored. Send \"ood\": \"report\" to score it anyway, flagged.",
+            details={"tiles": len(flags), "threshold": model.contract.ood.refuse_threshold})
+    return p, flags
 
 
 LABELS = ["non_idc", "idc"]
@@ -113,9 +137,13 @@ REGION_ANSWER = response_schemas.answer("histopathology", {
                             "probabilities": {"type": "array", "items": {"type": "array", "items": {
                                 "anyOf": [response_schemas.PROBABILITY, {"type": "null"}]}}}},
              "required": ["rows", "cols", "tile", "stride", "probabilities"], "additionalProperties": False},
-    "tiles": {"type": "object", "properties": {"scored": _COUNT, "idc_positive": _COUNT, "background": _COUNT,
-                                               "edge_slivers": _COUNT},
-              "required": ["scored", "idc_positive", "background", "edge_slivers"], "additionalProperties": False},
+    "tiles": {"type": "object", "properties": {
+        "scored": _COUNT, "idc_positive": _COUNT, "background": _COUNT, "edge_slivers": _COUNT,
+        "out_of_distribution": {**_COUNT, "description": "Tissue tiles above the guard's refusal threshold: left blank "
+                                                         "and unscored (scored, and counted, with \"ood\": \"report\")."},
+        "atypical": {**_COUNT, "description": "Tiles scored but flagged atypical."}},
+              "required": ["scored", "idc_positive", "background", "edge_slivers", "out_of_distribution", "atypical"],
+              "additionalProperties": False},
     "idc_area_fraction": response_schemas.PROBABILITY,
     "heatmap_png": response_schemas.BASE64_PNG,
     "elapsed_ms": {"type": "number", "minimum": 0},
@@ -124,7 +152,7 @@ REGION_ANSWER = response_schemas.answer("histopathology", {
 
 lambda_handler = build_lambda_handler("histopathology", MODEL, [
     Route("/histopathology/predict", image_request_schema(), predict_patch, response=PATCH_ANSWER,
-          errors=(*error_codes.IMAGE, "image_too_large_for_patch"), summary="IDC or not for one 50x50 H&E patch"),
+          errors=(*error_codes.IMAGE, *error_codes.GUARDED, "image_too_large_for_patch"), summary="IDC or not for one 50x50 H&E patch"),
     Route("/histopathology/region", image_request_schema(), predict_region, response=REGION_ANSWER,
-          errors=error_codes.IMAGE, summary="A larger H&E region: p(IDC) grid, IDC area fraction, heatmap"),
+          errors=(*error_codes.IMAGE, *error_codes.GUARDED), summary="A larger H&E region: p(IDC) grid, IDC area fraction, heatmap"),
 ])

@@ -60,8 +60,9 @@ def tile_region(image: Image.Image, preprocessing: ImagePreprocessing, *, tile: 
     return TileGrid(rows, cols, stacked, cells, background, slivers)
 
 
-def score_tiles(predict, tiles: np.ndarray) -> np.ndarray:
-    """p(IDC) for every tile, in batches of ``BATCH``."""
+def run_tiles(run, tiles: np.ndarray) -> dict[str, np.ndarray] | None:
+    """Every model output for every tile, in batches of ``BATCH``; None when there are no tiles."""
     if len(tiles) == 0:
-        return np.zeros(0, np.float32)
-    return np.concatenate([predict(tiles[i : i + BATCH]) for i in range(0, len(tiles), BATCH)])
+        return None
+    batches = [run(tiles[i : i + BATCH]) for i in range(0, len(tiles), BATCH)]
+    return {name: np.concatenate([b[name] for b in batches]) for name in batches[0]}

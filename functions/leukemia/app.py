@@ -22,6 +22,8 @@ from oncoserve_runtime import (
     build_lambda_handler,
     contract,
     error_codes,
+    guard,
+    with_ood,
     expression_vector,
     response_schemas,
 )
@@ -35,7 +37,9 @@ def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     vector, coverage = expression_vector(
         ExpressionProfile.from_body(body), spec.features, min_coverage=spec.missing.min_coverage
     )
-    return {**binary_prediction(model, model.predict(vector)[0]), "input": coverage}
+    outputs = model.run(vector)
+    ood = guard(model, outputs, body)
+    return with_ood({**binary_prediction(model, model.class_output(outputs)[0]), "input": coverage}, ood)
 
 
 ANSWER = response_schemas.binary_answer(
@@ -43,6 +47,6 @@ ANSWER = response_schemas.binary_answer(
     input=response_schemas.EXPRESSION_COVERAGE)
 
 lambda_handler = build_lambda_handler("leukemia", MODEL, [
-    Route("/leukemia/predict", EXPRESSION_REQUEST_SCHEMA, predict, response=ANSWER, errors=error_codes.EXPRESSION,
+    Route("/leukemia/predict", EXPRESSION_REQUEST_SCHEMA, predict, response=ANSWER, errors=(*error_codes.EXPRESSION, *error_codes.GUARDED),
           summary="ALL vs AML from a Golub (Hu6800) expression profile"),
 ])

@@ -26,6 +26,7 @@ _MODULE_EXPORTS: dict[str, str] = {
     "inputs": "DICOM_MEDIA_TYPES EXPRESSION_REQUEST_SCHEMA expression_vector ExpressionProfile FRAME_SCHEMA "
               "image_from_body image_request_schema scan_from_body ScanImage",
     "model": "ModelBundle ModelHandle",
+    "ood": "assess_rows guard with_ood",
     "digests": "sha256_of",
     "observability": "logger metrics tracer",
     "predictions": "binary_prediction probabilities_by_label",
@@ -35,7 +36,7 @@ _MODULE_EXPORTS: dict[str, str] = {
     "contract": "BinaryOutput",
 }
 _EXPORTS = {name: module for module, names in _MODULE_EXPORTS.items() for name in names.split()}
-_SUBMODULES = ("contract", "error_codes", "response_schemas", "typed_json")
+_SUBMODULES = ("contract", "error_codes", "ood", "response_schemas", "typed_json")
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES])
 

@@ -137,6 +137,20 @@ class BinaryOutput:
     tensor: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class OodGuard:
+    """The in-distribution check: the graph's score output and two thresholds set on validation."""
+
+    tensor: str
+    refuse_threshold: float
+    atypical_threshold: float
+    threshold_rule: str
+    method: str
+    groups: tuple[str, ...]
+    fitted_on: str
+    graph_parameters: int = constrained(minimum=0)
+
+
 INPUT_KINDS: dict[str, tuple[type, type]] = {
     "image": (ImageInput, ImagePreprocessing),
     "expression": (ExpressionInput, ExpressionPreprocessing),
@@ -159,6 +173,7 @@ class _Contract:
     out_of_scope: str
     limitations: str
     versions: dict[str, str]
+    ood: OodGuard | None = None
 
 
 def contract_type(task: str, input_kind: str, output: type) -> type:

@@ -46,6 +46,9 @@ CATALOGUE: dict[str, ErrorCode] = {
     "unsupported_transfer_syntax": ErrorCode(415, "A DICOM compression the function cannot decode."),
     "frame_out_of_range": ErrorCode(422, "'frame' is beyond the file's frames."),
     "too_many_frames": ErrorCode(413, "A multi-frame DICOM file with more frames than the cap."),
+    # What the model may answer
+    "out_of_distribution": ErrorCode(422, "The input lies far outside the model's training data (details.ood has the "
+                                          "score and threshold); send \"ood\": \"report\" for a flagged answer."),
     # Task-specific
     "modality_mismatch": ErrorCode(422, "'modality' disagrees with the DICOM file's Modality."),
     "image_too_large_for_patch": ErrorCode(422, "A patch route was sent a region; use /histopathology/region."),
@@ -69,5 +72,6 @@ IMAGE = ("invalid_base64", "image_too_large", "image_too_small", "not_an_image",
          "url_too_many_redirects", "url_content_too_large")
 DICOM = ("corrupt_dicom", "dicom_without_pixel_data", "unsupported_dicom_image", "unsupported_transfer_syntax",
          "frame_out_of_range", "too_many_frames")
+GUARDED = ("out_of_distribution",)
 EXPRESSION = ("unknown_genes", "missing_genes", "duplicate_genes")
 CLINICAL = ("clinical_incomplete",)

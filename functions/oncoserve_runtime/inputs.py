@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from .ood import POLICY_SCHEMA as OOD_POLICY_SCHEMA
 from .errors import BadRequestError, PayloadTooLargeError, UnprocessableEntityError
 from .fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, fetch_url
 from .image_decoding import DEFAULT_MAX_PIXELS, MAX_DICOM_FRAMES, decode_image, looks_like_dicom
@@ -34,6 +35,7 @@ def image_request_schema(**extra_properties: dict[str, Any]) -> dict[str, Any]:
         "properties": {
             "image": {"type": "string", "minLength": 1},
             "url": {"type": "string", "minLength": 1, "maxLength": 2048},
+            "ood": OOD_POLICY_SCHEMA,
             **extra_properties,
         },
         "oneOf": [{"required": ["image"]}, {"required": ["url"]}],
@@ -59,6 +61,7 @@ EXPRESSION_REQUEST_SCHEMA: dict[str, Any] = {
                   "maxItems": MAX_GENES, "items": {"type": "string", "minLength": 1}},
         "values": {"type": "array", "description": "Compact form: one value per entry of genes.", "minItems": 1,
                    "maxItems": MAX_GENES, "items": _EXPRESSION_VALUE},
+        "ood": OOD_POLICY_SCHEMA,
     },
     # Either form, never both: the mapping alone, or genes with values.
     "anyOf": [

@@ -87,10 +87,14 @@ class ModelBundle:
         return {name: np.asarray(value) for name, value in outputs.items()}
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """The class-probability output (named in ``model.json`` ``output.tensor``, else the only one)."""
-        outputs = self.run(batch)
-        name = getattr(self.contract.output, "tensor", None) or next(iter(outputs))
-        return outputs[name]
+        """The class-probability output of one batch (see :meth:`class_output`)."""
+        return self.class_output(self.run(batch))
+
+    def class_output(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
+        """Of :meth:`run`'s outputs, the class probabilities: named in ``model.json`` ``output.tensor``,
+        else the only output that is not the out-of-distribution score."""
+        name = getattr(self.contract.output, "tensor", None)
+        return outputs[name] if name else next(v for k, v in outputs.items() if k != "ood_score")
 
 
 class ModelHandle:

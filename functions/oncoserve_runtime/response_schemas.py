@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .ood import ASSESSMENT_SCHEMA as OOD
+
 NUMBER = {"type": "number"}
 PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
 BASE64_PNG = {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png"}
@@ -99,7 +101,7 @@ def binary_answer(task: str, labels: list[str], description: str, *, required: t
     """``label``, ``probabilities``, ``threshold`` (see :func:`.predictions.binary_prediction`) and
     ``extra`` fields, of which ``required`` are always there."""
     return answer(task, {"label": label(labels), "probabilities": probabilities(labels), "threshold": THRESHOLD,
-                         **extra}, ["label", "probabilities", "threshold", *required], description)
+                         "ood": OOD, **extra}, ["label", "probabilities", "threshold", *required], description)
 
 
 ERROR_BODY = {

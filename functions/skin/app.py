@@ -24,6 +24,8 @@ from oncoserve_runtime import (
     cam_overlay,
     contract,
     error_codes,
+    guard,
+    with_ood,
     image_request_schema,
     response_schemas,
     scan_from_body,
@@ -50,12 +52,13 @@ def predict(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     image = scan.image
     batch = ImagePreprocessing.for_model(model).to_array(image)
     outputs = model.run(batch)
+    ood = guard(model, outputs, body)
     response = binary_prediction(model, outputs[output.tensor][0])
     if body.get("explain"):
         response["explanation"] = cam_overlay(image, outputs[output.cam_tensor][0])
     if scan.dicom:
         response["dicom"] = scan.dicom
-    return response
+    return with_ood(response, ood)
 
 
 ANSWER = response_schemas.binary_answer(
@@ -64,6 +67,6 @@ ANSWER = response_schemas.binary_answer(
 
 lambda_handler = build_lambda_handler("skin", MODEL, [
     Route("/skin/predict", image_request_schema(explain={"type": "boolean"}, frame=FRAME_SCHEMA), predict,
-          binary_types=DICOM_MEDIA_TYPES, response=ANSWER, errors=(*error_codes.IMAGE, *error_codes.DICOM),
+          binary_types=DICOM_MEDIA_TYPES, response=ANSWER, errors=(*error_codes.IMAGE, *error_codes.DICOM, *error_codes.GUARDED),
           summary="Melanoma vs benign on a dermoscopy image (PNG, JPEG or DICOM)"),
 ])

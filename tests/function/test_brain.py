@@ -33,7 +33,9 @@ def answers(app, test_rows, shared_data):
 
     out = []
     for row in test_rows.itertuples():
-        status, body = post_file(app, ROUTE, shared_data / "brain" / row.path, FakeLambdaContext(), modality=row.modality)
+        # "report": the card's figures count every test image; the guard's refusals are tested in test_ood_guard
+        status, body = post_file(app, ROUTE, shared_data / "brain" / row.path, FakeLambdaContext(), modality=row.modality,
+                                 ood="report")
         assert status == 200, body
         out.append(body)
     return out
@@ -106,7 +108,7 @@ def test_colour_alone_does_not_flip_the_answer(app, test_rows, shared_data, lamb
         tinted = tmp_path / "tinted.png"
         pixels = np.asarray(Image.open(original).convert("RGB"), dtype=np.float32) * np.array([1.0, 0.7, 0.4])
         Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(tinted)
-        a = post_file(app, ROUTE, original, lambda_context, modality=row.modality)[1]["label"]
-        b = post_file(app, ROUTE, tinted, lambda_context, modality=row.modality)[1]["label"]
+        a = post_file(app, ROUTE, original, lambda_context, modality=row.modality, ood="report")[1]["label"]
+        b = post_file(app, ROUTE, tinted, lambda_context, modality=row.modality, ood="report")[1]["label"]
         flips += a != b
     assert flips <= 4, f"{flips}/40 labels flipped by a colour tint"

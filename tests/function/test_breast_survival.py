@@ -26,7 +26,8 @@ def metabric(shared_data):
 
 
 def call(app, expression, context):
-    response = app.lambda_handler(json_event(PATH, {"expression": expression}), context)
+    # "report": the card's figures count every test patient; refusals are tested in test_ood_guard
+    response = app.lambda_handler(json_event(PATH, {"expression": expression, "ood": "report"}), context)
     return response["statusCode"], json.loads(response["body"])
 
 

@@ -35,8 +35,13 @@ def client(contract_api):
 def test_an_image_from_a_path_bytes_or_options(client, tmp_path):
     scan = tmp_path / "ct.dcm"
     scan.write_bytes(_event_file_bytes("brain/ok_dicom_ct.json"))
-    answer = client.brain(scan, explain=True)
+    # a synthetic phantom: the brain model's guard refuses it, unless asked to report
+    with pytest.raises(ApiError) as refused:
+        client.brain(scan)
+    assert refused.value.code == "out_of_distribution" and refused.value.details["ood"]["score"] > 0
+    answer = client.brain(scan, explain=True, ood="report")
     assert answer["task"] == "brain" and answer["label"] in ("tumor", "healthy")
+    assert answer["ood"]["status"] == "out_of_distribution"
     assert answer["modality"] == {"value": "ct", "source": "dicom"} and answer["dicom"]["modality"] == "CT"
     assert base64.b64decode(answer["explanation"]["heatmap_png"])[:4] == b"\x89PNG"
     colour = client.skin(_event_file_bytes("skin/ok_dicom_colour.json"))
@@ -146,7 +151,8 @@ def test_cli_predict_writes_the_heatmap_and_lists_models(contract_api, tmp_path)
     scan.write_bytes(_event_file_bytes("brain/ok_dicom_ct.json"))
     heatmap = tmp_path / "heat.png"
     args = ["--url", contract_api.url, "--api-key", CONTRACT_KEY]
-    answer = subprocess.run([CLI, *args, "predict", "brain", str(scan), "--explain", "--heatmap", str(heatmap)],
+    answer = subprocess.run([CLI, *args, "predict", "brain", str(scan), "--explain", "--heatmap", str(heatmap),
+                             "--ood", "report"],
                             capture_output=True, text=True, timeout=60)
     assert answer.returncode == 0, answer.stderr
     assert json.loads(answer.stdout)["explanation"]["heatmap_png"] == f"<written to {heatmap}>"

@@ -11,7 +11,7 @@ from PIL import Image
 from oncoserve_runtime import ImagePreprocessing, colour_ramp, overlay_png_base64
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "functions" / "histopathology"))
-from region import is_background, score_tiles, tile_region  # noqa: E402
+from region import is_background, run_tiles, tile_region  # noqa: E402
 
 
 def decode(b64: str) -> np.ndarray:
@@ -56,5 +56,6 @@ def test_tiling_covers_the_grid_and_handles_edges():
 
 def test_scoring_batches_keep_tile_order():
     tiles = np.arange(1100, dtype=np.float32)[:, None, None, None] * np.ones((1, 50, 50, 3), np.float32)
-    scores = score_tiles(lambda batch: batch[:, 0, 0, 0], tiles)
-    assert scores.tolist() == list(range(1100))
+    outputs = run_tiles(lambda batch: {"p": batch[:, 0, 0, 0], "ood_score": -batch[:, 0, 0, 0]}, tiles)
+    assert outputs["p"].tolist() == list(range(1100)) and outputs["ood_score"].tolist() == [-v for v in range(1100)]
+    assert run_tiles(lambda batch: {"p": batch}, tiles[:0]) is None

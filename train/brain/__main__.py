@@ -30,6 +30,7 @@ from train.brain.data import MODALITIES, TASK, TUMOR_LABELS, TYPES, load_data, m
 from train.brain.evaluate import choose_thresholds, evaluate_variant, robustness_checks, test_metrics
 from train.brain.heads import backbone_features, fit_heads
 from train.brain.sources import leave_one_source_out
+from train.ood.evaluate import evaluate_image_model, write_evaluation
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     extractor = imaging.build_feature_extractor(args.backbone, args.weights)
     features, fine_tuning = backbone_features(args, data, extractor)
     heads, choices = fit_heads(features, data, args.seed)
-    model = imaging.build_cam_model(extractor, heads)
+    density = core.ood.fit_feature_density(features[split == "train"], ood_groups(data)[split == "train"])
+    model = imaging.build_cam_model(extractor, heads, ood=density)
     core.export_saved_model(model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)
 
     # ## Convert, threshold on validation, evaluate on test (through TFLite)
@@ -68,11 +70,16 @@ def main(argv: list[str] | None = None) -> None:
         latency_batch=data["images"][np.flatnonzero(split == "test")[:1]].astype(np.float32), latency_runs=20)
     outputs = shipped.outputs[shipped.name]
     thresholds = choose_thresholds(data, outputs["val"])
+    ood = core.ood.contract_block(density, outputs["val"]["ood_score"], features="the backbone's pooled last feature map")
     metrics, type_confusion = test_metrics(data, outputs["test"], thresholds)
     robustness = robustness_checks(shipped.model.content, data, split == "test", thresholds, args.seed)
     metrics["test_robustness"] = {**robustness, "slice": "test images, label agreement after a nuisance change"}
     if len(mri_sources(data)) > 1:
         metrics["leave_one_source_out"] = leave_one_source_out(data, args.backbone, args.seed)
+    ood_figures = evaluate_image_model(TASK, shipped.model.content, {
+        "ood": ood, "output": contract_output(thresholds),
+        "preprocessing": contract_preprocessing(args.backbone, data)}, seed=args.seed)
+    write_evaluation(TASK, ood_figures)
     plots = write_plots(data, split == "test", outputs["test"], thresholds, type_confusion, shipped.model.content,
                         args.seed)
 
@@ -86,12 +93,18 @@ def main(argv: list[str] | None = None) -> None:
         core.Release.load(TASK), vars(args), name_fields={"backbone": args.backbone.replace("_", "")},
         artifact=core.artifact_entry(shipped.model), input=contract_input(data),
         preprocessing=contract_preprocessing(args.backbone, data), output=contract_output(thresholds),
-        training=training, conversion=shipped.record("per-modality test AUC", "LiteRT, 1 thread, 1 image"),
+        ood=ood, training=training, conversion=shipped.record("per-modality test AUC", "LiteRT, 1 thread, 1 image"),
         metrics=metrics, plots=plots,
         data={"sources": sorted(np.unique(data["source"]).tolist()),
               "splits": {s: int((split == s).sum()) for s in ("train", "val", "test")}})
     write_card(core.write_model_json(TASK, metadata))
     print(f"done in {time.time() - started:.0f} s", flush=True)
+
+
+def ood_groups(data: dict[str, Any]) -> np.ndarray:
+    """The feature density's groups: modality × tumour (four clusters the heads separate)."""
+    return np.char.add(np.where(data["modality"] == 1, "mri:", "ct:"),
+                       np.where(data["tumor"] == 1, "tumor", "healthy"))
 
 
 def contract_input(data: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,8 @@ import argparse
 import time
 from typing import Any
 
+import numpy as np
+
 from train import core
 from train.breast_survival.card import write_card, write_plots
 from train.breast_survival.clinical import check_imputation_bound
@@ -31,6 +33,8 @@ from train.breast_survival.contract import contract_input, contract_output, cont
 from train.breast_survival.data import SPLIT_SEED, TASK, load_metabric
 from train.breast_survival.evaluate import (candidate_rows, cross_validated_separation, external_checks, flat_metrics,
                                             rate_candidates, selection_score, separation)
+from train.ood.evaluate import write_evaluation
+from train.ood.expression import evaluate_expression_model
 from train.breast_survival.graph import build_serving_model, serving_rows
 from train.breast_survival.model import candidates
 from train.breast_survival.prognosis import ExpressionCurves
@@ -83,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
                                        test, refit=not args.no_refit)
 
     # ## Convert (float32) and evaluate the artifact on test
-    keras_model = build_serving_model(best, curves, prognosis.shipped, len(data.genes))
+    density = core.ood.fit_feature_density(train.expression, np.full(len(train.months), "patients"))
+    keras_model = build_serving_model(best, curves, prognosis.shipped, len(data.genes), density)
     core.export_saved_model(keras_model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)
     converted = core.convert_float32(TASK, keras_model, serving_rows(data, prognosis.shipped.fill_values))
     outputs = {name: core.tflite_outputs(converted.content, serving_rows(split, prognosis.shipped.fill_values))
@@ -95,6 +100,15 @@ def main(argv: list[str] | None = None) -> None:
     clinical_test = shipped_test_figures(test, outputs["test"]["clinical_risk"][:, 0],
                                          outputs["test"]["clinical_membership"].argmax(axis=1))
     print_test_figures(metrics["test"], clinical_test)
+
+    # ## The out-of-distribution guard: thresholds on validation patients, figures on test
+    def ood_scores(profiles: np.ndarray) -> np.ndarray:
+        rows = np.column_stack([profiles, np.tile(prognosis.shipped.fill_values, (len(profiles), 1))]).astype(np.float32)
+        return core.tflite_outputs(converted.content, rows)["ood_score"]
+
+    ood = core.ood.contract_block(density, ood_scores(val.expression), features="the gene z-scores as sent")
+    write_evaluation(TASK, evaluate_expression_model(TASK, ood_scores, test.expression, ood, seed=args.seed,
+                                                     id_slice=f"test patients ({len(test.months)})"))
 
     # ## model.json, training.json, plots and the card
     fitted_on = "training patients" if args.no_refit else "training + validation patients"
@@ -115,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
                 "seconds": round(time.time() - started, 1)}
     metadata = core.model_metadata(
         core.Release.load(TASK), vars(args), artifact=core.artifact_entry(converted),
-        input=contract_input(data.genes, best, prognosis.shipped), preprocessing=contract_preprocessing(best),
+        input=contract_input(data.genes, best, prognosis.shipped), preprocessing=contract_preprocessing(best), ood=ood,
         output=contract_output(best, tables, fitted_on, prognosis, clinical_tables), training=training,
         metrics={**split_metrics(metrics, external), **clinical_metrics(prognosis, clinical_test)},
         data={"splits": training["split"]["counts"]}, plots=plots)

@@ -116,7 +116,10 @@ def _curves(SurvivalCurves, calibration: dict[str, dict[str, Any]], name: str):
                           [calibration[e]["cumulative_hazard"] for e in ENDPOINTS], name=name)
 
 
-def build_serving_model(expression: GroupModel, curves: ExpressionCurves, prognosis: RiskModel, n_genes: int):
+def build_serving_model(expression: GroupModel, curves: ExpressionCurves, prognosis: RiskModel, n_genes: int,
+                        density: dict[str, Any] | None = None):
+    """Profile (genes, then clinical values) in; groups, risks and curves of both predictors out, and
+    with ``density`` (``core.ood`` on the gene z-scores) the out-of-distribution score."""
     keras, layers, ops, SoftAssignment, Columns, ClinicalFeatures, SurvivalCurves = _layers()
     inputs = keras.Input((n_genes + len(CLINICAL_FIELDS),), name="profile")
     genes = Columns(0, n_genes, name="genes")(inputs)
@@ -153,4 +156,8 @@ def build_serving_model(expression: GroupModel, curves: ExpressionCurves, progno
         "clinical_survival": _curves(SurvivalCurves, prognosis.calibration, "clinical_survival")(clinical_risk),
         "nottingham_prognostic_index": Columns(0, 1, name="nottingham_prognostic_index")(features),
     }
+    if density is not None:
+        from train.core.ood import score_layer
+
+        outputs["ood_score"] = score_layer(density, genes)
     return keras.Model(inputs, outputs, name=f"breast_survival_{expression.method}_and_clinical")

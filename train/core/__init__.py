@@ -11,6 +11,7 @@ from train.core.card import conversion_table, development_history, metrics_table
 from train.core.measurements import measurements
 from train.core.metrics import (auc_by_group, balanced_class_weight, binary_metrics, bootstrap_auc,
                                 confusion_counts, mean_accuracy_by_group, mean_auc_by_group)
+from train.core import ood
 from train.core.paths import (BUILD_DIR, FUNCTIONS_DIR, REPO_ROOT, build_dir, data_root, export_saved_model,
                               function_dir, task_data_dir)
 from train.core.plots import confusion_grid, plot_confusion, plot_history, plot_roc_pr, plots_dir, pyplot
@@ -28,7 +29,8 @@ __all__ = [
     "bootstrap_auc", "build_dir", "choose_threshold", "choose_threshold_within_every_group",
     "confusion_counts", "confusion_grid", "conversion_table", "convert_and_choose", "convert_float32",
     "data_root", "development_history", "export_saved_model", "function_dir", "library_versions",
-    "mean_accuracy_by_group", "mean_auc_by_group", "measurements", "metrics_table", "model_json_path", "model_metadata", "only_output",
+    "mean_accuracy_by_group", "mean_auc_by_group", "measurements", "metrics_table", "model_json_path", "model_metadata",
+    "only_output", "ood",
     "parse_shipped_args", "plot_confusion", "plot_history", "plot_roc_pr", "plots_dir", "pyplot",
     "read_model_json", "release_file", "rounded", "seed_everything", "sensitivity_by_group", "task_data_dir",
     "tflite_outputs", "training_record_path", "update_training_record", "write_artifact", "write_changelog",

@@ -90,6 +90,8 @@ def write_model_card(task: str, metadata: dict[str, Any], *, overview: str, eval
 
 {plots}
 
+{ood_section(task, metadata)}
+
 ## Development history
 {development_history(task)}
 
@@ -104,6 +106,42 @@ and `events/{task}/` for good and bad requests.
     path.write_text(card)
     write_changelog(task, metadata)
     return path
+
+
+def ood_section(task: str, metadata: dict[str, Any]) -> str:
+    """The out-of-distribution guard: method, thresholds and ``ood_evaluation.json``'s figures."""
+    ood = metadata.get("ood")
+    if not ood:
+        return ("## Out-of-distribution guard\nNone yet: this model answers every input it can decode "
+                "(no `ood` block in its answers).")
+    path = function_dir(task) / "ood_evaluation.json"
+    figures = json.loads(path.read_text()) if path.is_file() else None
+    lines = [f"## Out-of-distribution guard", f"- Score (`{ood['tensor']}`, in the TFLite graph): {ood['method']}; "
+             f"fitted on the {ood['fitted_on']}, groups {', '.join(f'`{g}`' for g in ood['groups'])}; "
+             f"{ood['graph_parameters']:,} constants in the graph.",
+             f"- Refused with 422 `out_of_distribution` above {ood['refuse_threshold']:.4g}, answered but "
+             f"flagged `atypical` above {ood['atypical_threshold']:.4g} ({ood['threshold_rule']}); "
+             "`\"ood\": \"report\"` answers instead, with the flag."]
+    if figures is None:
+        return "\n".join(lines)
+    ind = figures["in_distribution"]
+    lines += ["", f"Measured by `python -m train.ood {task}` on the shipped artifact (`ood_evaluation.json`): "
+              f"{ind['refused']:.1%} of {ind['n']} in-distribution test inputs refused, {ind['flagged']:.1%} flagged.",
+              "", "| family | n | AUROC vs test | refused | refused or atypical | median score |", "|---|---|---|---|---|---|"]
+    for name, f in figures["families"].items():
+        lines.append(f"| {name} | {f['n']} | {f['auroc']:.4f} | {f['refused']:.1%} | {f['flagged']:.1%} | {f['score_median']:.3g} |")
+    for name, f in figures.get("in_distribution_by_source", {}).items():
+        lines.append(f"| test, source {name} | {f['n']} | — | {f['refused']:.1%} | {f['flagged']:.1%} | {f['score_median']:.3g} |")
+    flags = figures.get("errors_flagged")
+    if flags and flags.get("flagged_share_of_errors") is not None:
+        lines += ["", f"Does `atypical` catch errors? Of the {flags['errors']} wrong test answers, "
+                  f"{flags['flagged_share_of_errors']:.1%} were flagged (refused or atypical), against "
+                  f"{flags['flagged_share_of_correct']:.1%} of the correct ones."]
+    goals = figures["goals"]
+    lines += ["", f"Goals (far families — other tasks, photographs, synthetic: AUROC >= 0.99 and refusal >= 95%; "
+              f"<= 1% of test inputs refused): {'met' if goals['met'] else 'not met'} (lowest far AUROC "
+              f"{goals['far_auroc_min']:.4f}, lowest far refusal {goals['far_refused_min']:.1%})."]
+    return "\n".join(lines)
 
 
 def development_history(task: str) -> str:

@@ -15,7 +15,7 @@ TRAINING_RECORD_SCHEMA = "oncoserve.training/v1"
 
 
 # Served as written: must equal the value the reported metrics were computed at.
-EXACT_KEYS = {"threshold", "thresholds_by_modality"}
+EXACT_KEYS = {"threshold", "thresholds_by_modality", "refuse_threshold", "atypical_threshold"}
 
 
 def rounded(value: Any, digits: int = 4) -> Any:

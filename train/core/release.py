@@ -82,11 +82,13 @@ def model_metadata(release: Release, facts: dict[str, Any], *, name_fields: dict
                    artifact: dict[str, Any], input: dict[str, Any], preprocessing: dict[str, Any],
                    output: dict[str, Any], training: dict[str, Any], metrics: dict[str, Any],
                    data: dict[str, Any], plots: list[str], conversion: dict[str, Any] | None = None,
-                   test_predictions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                   test_predictions: list[dict[str, Any]] | None = None,
+                   ood: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything ``record.write_model_json`` writes, in the order every model.json keeps; ``data``
     adds the run's facts (splits) to the release file's (source, citation, licence, version)."""
     metadata = {**release.header(facts, **(name_fields or {})), "artifact": artifact, "input": input,
-                "preprocessing": preprocessing, "output": output, "training": training}
+                "preprocessing": preprocessing, "output": output, **({"ood": ood} if ood else {}),
+                "training": training}
     if conversion is not None:
         metadata["conversion"] = conversion
     metadata["metrics"] = metrics

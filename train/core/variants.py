@@ -27,10 +27,10 @@ def tflite_outputs(content: bytes, images: np.ndarray, rows: np.ndarray | None =
 
 
 def only_output(content: bytes, batch: np.ndarray) -> np.ndarray:
-    """The one output of a single-output TFLite model on ``batch`` (one call)."""
+    """The one output of a TFLite model on ``batch`` (one call) besides its out-of-distribution score."""
     from convert.convert import run_tflite
 
-    return next(iter(run_tflite(content, batch.astype(np.float32)).values()))
+    return next(v for k, v in run_tflite(content, batch.astype(np.float32)).items() if k != "ood_score")
 
 
 def artifact_entry(converted) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from train.histopathology.cancernet import CANDIDATES, train_candidate
 from train.histopathology.card import write_card, write_plots
 from train.histopathology.data import LABELS, PATCH, PREPROCESSING, TASK, load_splits
 from train.histopathology.evaluate import MIN_SENSITIVITY, evaluate_variant, per_patient, predict_probability
+from train.ood.evaluate import evaluate_image_model, write_evaluation
 from train.histopathology.transfer_candidate import TRANSFER, train_transfer_candidate, transfer_size, transfer_spec
 
 REGION = {"tile": PATCH, "stride": PATCH, "min_edge_tile": 10,
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     # The record of the run that tuned the transfer candidate's weights (its finetune.json), if any.
     backbone_tuning = imaging.recorded_fine_tuning(args.weights) if TRANSFER in args.candidates else {}
     transfer_px = transfer_size(backbone_tuning.get("backbone_tuning", {}))
-    trained = train_candidates(args, splits, backbone_tuning.get("backbone_tuning", {}), transfer_px)
+    trained, densities = train_candidates(args, splits, backbone_tuning.get("backbone_tuning", {}), transfer_px)
     name = max(trained, key=lambda n: trained[n][2])
     model, history, _ = trained[name]
     print(f"chosen on validation: {name}", flush=True)
@@ -78,11 +79,18 @@ def main(argv: list[str] | None = None) -> None:
     p_val = core.only_output(shipped.model.content, x_val)[:, 1]
     threshold = core.choose_threshold(y_val, p_val, min_sensitivity=MIN_SENSITIVITY)
     print(f"threshold {threshold}", flush=True)
+    ood = ood_guard(shipped.model.content, x_val, densities.get(name))
     test_metrics = core.binary_metrics(y_test, p_test, threshold["threshold"])
     spread = per_patient(y_test, p_test, patients_test, threshold["threshold"])
     print(f"test: {core.rounded({k: v for k, v in test_metrics.items() if k != 'confusion'})}", flush=True)
     print(f"test confusion {test_metrics['confusion']}; per-patient accuracy median {spread['accuracy_median']:.3f}",
           flush=True)
+
+    output = {"labels": LABELS, "positive_label": "idc", "threshold": threshold["threshold"],
+              "threshold_rule": threshold["rule"], "region": REGION}
+    if ood:
+        write_evaluation(TASK, evaluate_image_model(TASK, shipped.model.content, {
+            "ood": ood, "output": output, "preprocessing": {"in_runtime": PREPROCESSING.to_metadata()}}, seed=args.seed))
 
     # ## model.json, training.json, plots and the card
     plots = write_plots(history, y_val, x_val, model, y_test, p_test, test_metrics, spread, x_test, shipped.model,
@@ -99,8 +107,7 @@ def main(argv: list[str] | None = None) -> None:
                "channels": ["R", "G", "B"], "patch_size": PATCH},
         preprocessing={"in_graph": ([f"bilinear upscale to {transfer_px} px", "MobileNetV2 scaling to [-1, 1]"]
                                     if tuned else ["Rescaling 1/255"]), "in_runtime": PREPROCESSING.to_metadata()},
-        output={"labels": LABELS, "positive_label": "idc", "threshold": threshold["threshold"],
-                "threshold_rule": threshold["rule"], "region": REGION},
+        output=output, ood=ood,
         training=training, conversion=shipped.record("test AUC", "LiteRT, 1 thread, 256 patches"),
         metrics={"val": {**core.binary_metrics(y_val, p_val, threshold["threshold"]), "slice": "validation patients (41)"},
                  "test": {**test_metrics, "slice": "test patients (41), patient-held-out, never used for selection"},
@@ -112,19 +119,29 @@ def main(argv: list[str] | None = None) -> None:
     print(f"done in {time.time() - started:.0f} s", flush=True)
 
 
-def train_candidates(args, splits, tuning_record: dict[str, Any], transfer_px: int) -> dict[str, tuple]:
-    """name → (model, history, validation AUC) for every candidate asked for."""
-    trained = {}
+def ood_guard(content: bytes, x_val: np.ndarray, density: dict[str, Any] | None) -> dict[str, Any] | None:
+    """model.json's ``ood`` from the shipped artifact's validation scores (None: a CancerNet candidate
+    won, and it has no score)."""
+    if density is None:
+        return None
+    return core.ood.contract_block(density, core.tflite_outputs(content, x_val)["ood_score"],
+                                   features="the tuned backbone's pooled last feature map")
+
+
+def train_candidates(args, splits, tuning_record: dict[str, Any], transfer_px: int) -> tuple[dict[str, tuple], dict]:
+    """(name → (model, history, validation AUC) for every candidate asked for, name → the constants of
+    its out-of-distribution score for those that have one)."""
+    trained, densities = {}, {}
     for name in args.candidates:
         if name == TRANSFER:
-            model, history = train_transfer_candidate(splits, backbone=args.backbone, weights=args.weights,
-                                                      tuning=tuning_record, size=transfer_px, seed=args.seed)
+            model, history, densities[name] = train_transfer_candidate(
+                splits, backbone=args.backbone, weights=args.weights, tuning=tuning_record, size=transfer_px, seed=args.seed)
         else:
             model, history = train_candidate(name, splits, epochs=args.epochs, seed=args.seed)
         p_val = predict_probability(model, splits["val"][0])
         trained[name] = (model, history, core.binary_metrics(splits["val"][1], p_val, 0.5)["roc_auc"])
         print(f"[{name}] val AUC {trained[name][2]:.4f}", flush=True)
-    return trained
+    return trained, densities
 
 
 if __name__ == "__main__":

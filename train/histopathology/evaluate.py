@@ -23,7 +23,9 @@ def evaluate_variant(content: bytes, x_test: np.ndarray, y_test: np.ndarray) -> 
 
 
 def predict_probability(model, images: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(images.astype(np.float32), batch_size=256, verbose=0))[:, 1]
+    """p(IDC) from a Keras candidate (a model with an out-of-distribution score outputs a dict)."""
+    outputs = model.predict(images.astype(np.float32), batch_size=256, verbose=0)
+    return np.asarray(outputs["probabilities"] if isinstance(outputs, dict) else outputs)[:, 1]
 
 
 def per_patient(labels: np.ndarray, p: np.ndarray, patients: np.ndarray, threshold: float) -> dict[str, Any]:

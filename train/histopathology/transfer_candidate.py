@@ -19,8 +19,10 @@ TRANSFER_SIZE = 96  # backbone input (50 px patches upscaled in-graph) when the 
 def train_transfer_candidate(splits, *, backbone: str, weights: str, tuning: dict[str, Any], size: int, seed: int):
     """MobileNetV2 whose every layer ``train.finetune`` tuned on augmented IDC patches (50 px
     upscaled in-graph to ``size``, the side it was tuned at, so the served model still takes 50x50 patches), then a
-    linear softmax head fitted on its pooled features, L2 chosen on validation AUC. Returns the model and
-    the tuning run's per-epoch curves (from ``tuning``, that run's record)."""
+    linear softmax head fitted on its pooled features, L2 chosen on validation AUC, and the
+    out-of-distribution score of those features (``core.ood``, outputs ``probabilities`` and
+    ``ood_score``). Returns the model, the tuning run's per-epoch curves (from ``tuning``, that run's
+    record) and the score's constants."""
     import keras
     from keras import layers
 
@@ -32,11 +34,15 @@ def train_transfer_candidate(splits, *, backbone: str, weights: str, tuning: dic
     head = imaging.select_linear_head(
         features["train"], splits["train"][1], 2, val=(features["val"], y_val), seed=seed, name="probabilities",
         score=lambda p: core.binary_metrics(y_val, p[:, 1], 0.5)["roc_auc"])
+    density = core.ood.fit_feature_density(features["train"], splits["train"][1].astype(str))
     inputs = keras.Input((PATCH, PATCH, 3), name="patch")
-    model = keras.Model(inputs, head["dense"](layers.GlobalAveragePooling2D()(extractor(inputs))), name=TRANSFER)
+    feature_map = extractor(inputs)
+    outputs = {"probabilities": head["dense"](layers.GlobalAveragePooling2D()(feature_map)),
+               "ood_score": core.ood.score_layer(density, feature_map)}
+    model = keras.Model(inputs, outputs, name=TRANSFER)
     history = {"loss": tuning.get("train_loss", []), "val_idc_auc": tuning.get("val_score", [])}
     print(f"[{TRANSFER}] linear head l2={head['l2']:g}", flush=True)
-    return model, history
+    return model, history, density
 
 
 def transfer_size(tuning: dict[str, Any]) -> int:

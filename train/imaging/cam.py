@@ -46,7 +46,8 @@ def average_symmetric_views(maps):
                     axis=0)
 
 
-def build_cam_model(extractor, heads: dict[str, Any], *, symmetric_views: bool = False):
+def build_cam_model(extractor, heads: dict[str, Any], *, symmetric_views: bool = False,
+                    ood: dict[str, Any] | None = None):
     """Serving graph: features → every head applied per cell → pooled logits → softmax.
 
     Outputs a dict: ``<head>`` probabilities for each head and ``<head>_cam`` logit maps (of class
@@ -55,6 +56,8 @@ def build_cam_model(extractor, heads: dict[str, Any], *, symmetric_views: bool =
     turned back first (8× the compute). The heads are linear, so this is the head on the averaged
     features and the CAM stays exact; averaging the logit maps rather than the features keeps the
     graph exportable to ONNX (tf2onnx mis-infers the head's MatMul after the view transposes).
+    ``ood``: the constants of ``ood.fit_feature_density``; adds the ``ood_score`` output, computed
+    on the pooled features (averaged over the views when there are 8).
     """
     import keras
     from keras import layers, ops
@@ -71,6 +74,10 @@ def build_cam_model(extractor, heads: dict[str, Any], *, symmetric_views: bool =
         outputs[name] = layers.Softmax(name=name)(ops.mean(logit_map, axis=(1, 2)))
         if head.get("cam_class") is not None:
             outputs[f"{name}_cam"] = layers.Identity(name=f"{name}_cam")(logit_map[..., head["cam_class"]])
+    if ood is not None:
+        from train.core.ood import score_layer
+
+        outputs["ood_score"] = score_layer(ood, feature_map, views=len(SQUARE_SYMMETRIES) if symmetric_views else 1)
     return keras.Model(inputs, outputs, name="transfer_cam")
 
 

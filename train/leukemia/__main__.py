@@ -23,6 +23,8 @@ import numpy as np
 from train import core
 from train.leukemia.card import write_card, write_plots
 from train.leukemia.data import LABELS, POSITIVE, TASK, load_golub, variation_filter
+from train.ood.evaluate import write_evaluation
+from train.ood.expression import evaluate_expression_model
 from train.leukemia.model import (STEPS_PER_EPOCH, FittedProjection, build_serving_model, candidate_grid,
                                   choose_config, contract_input, contract_preprocessing, cross_validate, fit_head)
 
@@ -54,7 +56,12 @@ def main(argv: list[str] | None = None) -> None:
     # ## The chosen configuration fitted on all training samples, preprocessing frozen in the graph
     projection = FittedProjection.fit(train.expression, train.labels, config["n_components"], config["n_genes"], args.seed)
     head, history = fit_head(projection.transform(train.expression), train.labels, config, args.seed, args.epochs)
-    model = build_serving_model(projection, head)
+    standardised = projection.standardise(train.expression)
+    density = core.ood.fit_feature_density(standardised, train.labels)
+    ood = core.ood.contract_block(density, core.ood.out_of_fold_scores(standardised, train.labels, seed=args.seed),
+                                  features="every probe after the per-array step and the training standardisation")
+    ood["threshold_rule"] += " (no validation split: out-of-fold scores of the 38 training samples, 5 folds)"
+    model = build_serving_model(projection, head, density)
     core.export_saved_model(model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)
 
     # ## Convert (float32 within 1e-4 of Keras on every profile) and evaluate through the artifact
@@ -67,12 +74,17 @@ def main(argv: list[str] | None = None) -> None:
     correct = int(round(test_metrics["accuracy"] * len(test.labels)))
     print(f"independent set: {correct}/{len(test.labels)} correct, confusion {test_metrics['confusion']}", flush=True)
 
+    ood_figures = evaluate_expression_model(
+        TASK, lambda profiles: core.tflite_outputs(converted.content, profiles)["ood_score"], test.expression, ood,
+        seed=args.seed, id_slice="Golub independent set (34)")
+    write_evaluation(TASK, ood_figures)
+
     # ## model.json, training.json, plots and the card
     plots = write_plots(projection, train, test, p_test, test_metrics, history)
     metadata = core.model_metadata(
         core.Release.load(TASK), vars(args), artifact=core.artifact_entry(converted), input=contract_input(genes),
-        preprocessing=contract_preprocessing(config, projection),
-        output={"labels": LABELS, "positive_label": POSITIVE, "threshold": 0.5,
+        preprocessing=contract_preprocessing(config, projection), ood=ood,
+        output={"labels": LABELS, "positive_label": POSITIVE, "threshold": 0.5, "tensor": "probabilities",
                 "rule": "label = AML when p(AML) >= threshold"},
         training={"seed": args.seed, "epochs": args.epochs, "steps_per_epoch": STEPS_PER_EPOCH, "config": config,
                   "cross_validation": cv, "command": "make train-leukemia", "seconds": round(time.time() - started, 1)},

@@ -103,9 +103,12 @@ class FittedProjection:
         components[loaded] = pca.components_.T
         return cls(array_probes, loaded, mean, variance, components, pca.mean_ @ pca.components_.T)
 
+    def standardise(self, raw: np.ndarray) -> np.ndarray:
+        """Every probe after the per-array step and the training standardisation (the PCA's input)."""
+        return (golub_preprocess(raw, self.array_probes) - self.mean) / np.sqrt(self.variance)
+
     def transform(self, raw: np.ndarray) -> np.ndarray:
-        standardised = (golub_preprocess(raw, self.array_probes) - self.mean) / np.sqrt(self.variance)
-        return standardised @ self.components - self.pca_mean
+        return self.standardise(raw) @ self.components - self.pca_mean
 
 
 def build_head(n_components: int, hidden_units: int, dropout_rate: float, l2: float):
@@ -117,17 +120,20 @@ def build_head(n_components: int, hidden_units: int, dropout_rate: float, l2: fl
     return keras.Model(inputs, outputs, name="leukemia_head")
 
 
-def build_serving_model(projection: FittedProjection, head):
-    """Raw intensities in, probabilities out: preprocessing frozen inside the graph."""
+def build_serving_model(projection: FittedProjection, head, density: dict[str, Any] | None = None):
+    """Raw intensities in, probabilities out: preprocessing frozen inside the graph; with ``density``
+    (``core.ood`` on ``FittedProjection.standardise``), also the out-of-distribution score."""
     keras, layers, GolubPreprocess = build_layers()
     n_probes, n_components = projection.components.shape
     inputs = keras.Input((n_probes,), name="expression")
     x = GolubPreprocess(projection.array_probes.astype(float).tolist(), name="golub_preprocess")(inputs)
-    x = layers.Normalization(mean=projection.mean, variance=projection.variance, name="standardise")(x)
+    standardised = layers.Normalization(mean=projection.mean, variance=projection.variance, name="standardise")(x)
     pca = layers.Dense(n_components, name="pca", trainable=False)
-    x = pca(x)
+    x = pca(standardised)
     pca.set_weights([projection.components.astype(np.float32), (-projection.pca_mean).astype(np.float32)])
-    outputs = head(x)
+    outputs = layers.Identity(name="probabilities")(head(x))
+    if density is not None:
+        outputs = {"probabilities": outputs, "ood_score": core.ood.score_layer(density, standardised)}
     return keras.Model(inputs, outputs, name="leukemia_golub_pca_mlp")
 
 

@@ -1,0 +1,133 @@
+"""The out-of-distribution score: its graph equals its NumPy definition (and survives conversion,
+int8 included, in float), the thresholds keep their promise, and the runtime's guard decides
+refuse / report / flag from them."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from oncoserve_runtime import UnprocessableEntityError, ood as runtime_ood
+
+from train.core import ood
+
+
+def cohort(n=400, d=40, seed=0):
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(["a", "b"], n // 2)
+    centres = {"a": rng.normal(0, 1, d), "b": rng.normal(0, 1, d)}
+    # low-rank signal + small isotropic noise, like pooled backbone features
+    loadings = rng.normal(0, 1, (5, d))
+    features = np.stack([centres[g] for g in groups]) + rng.normal(0, 1, (n, 5)) @ loadings + rng.normal(0, 0.1, (n, d))
+    return features, groups, rng
+
+
+def test_a_training_like_sample_scores_low_and_a_far_one_high():
+    features, groups, rng = cohort()
+    params = ood.fit_feature_density(features[:300], groups[:300])
+    held_out = ood.score(params, features[300:])
+    far = ood.score(params, rng.normal(0, 3, (50, features.shape[1])))
+    assert 0.5 < np.median(held_out) < 6  # ≈ 2 per the definition: one per term
+    assert far.min() > np.quantile(held_out, 0.99)
+
+
+def test_the_basis_keeps_residual_variance_with_few_samples():
+    # GIVEN 38 samples of 7,000 dimensions (leukemia), THEN the basis spans at most a quarter of them,
+    # so the training residual is not zero and the score stays finite
+    rng = np.random.default_rng(1)
+    params = ood.fit_feature_density(rng.normal(size=(38, 7000)), np.repeat(["x", "y"], 19))
+    assert params["components"] == 9 and params["residual_scale"] > 0
+    assert np.isfinite(ood.score(params, rng.normal(size=(5, 7000)))).all()
+
+
+def test_thresholds_refuse_at_most_one_percent_of_validation():
+    scores = np.random.default_rng(2).gamma(2.0, 1.0, 1000)
+    chosen = ood.thresholds(scores)
+    assert (scores > chosen["refuse"]).mean() <= 0.01 and (scores > chosen["atypical"]).mean() <= 0.05
+    assert chosen["atypical"] < chosen["refuse"]
+
+
+def test_out_of_fold_scores_score_each_sample_without_it():
+    features, groups, _ = cohort(n=60)
+    scores = ood.out_of_fold_scores(features, groups, seed=0)
+    in_sample = ood.score(ood.fit_feature_density(features, groups), features)
+    assert scores.shape == (60,) and np.isfinite(scores).all()
+    assert np.median(scores) > np.median(in_sample)  # held out: farther than when fitted on
+
+
+@pytest.mark.parametrize("views", [1, 8])
+def test_graph_layer_equals_numpy_on_feature_maps(views):
+    pytest.importorskip("keras")
+    import keras
+
+    features, groups, rng = cohort(d=16)
+    params = ood.fit_feature_density(features, groups)
+    maps = rng.normal(0.5, 1, (3 * views, 2, 2, 16)).astype(np.float32)
+    inputs = keras.Input((2, 2, 16))
+    model = keras.Model(inputs, ood.score_layer(params, inputs, views=views))
+    pooled = maps.mean(axis=(1, 2))
+    if views > 1:
+        pooled = pooled.reshape(views, 3, 16).mean(axis=0)
+    got = np.asarray(model(maps))
+    assert got.shape == (3,)
+    assert np.allclose(got, ood.score(params, pooled), rtol=1e-4, atol=1e-4)
+
+
+def test_int8_conversion_keeps_the_score_in_float():
+    # Calibrated on in-distribution samples only, an int8 score would be capped at their largest
+    # value; the converter keeps the ``ood`` layer float, so an input whose (ReLU6-bounded, as
+    # MobileNetV2's) features are unlike training still scores as far as in float.
+    pytest.importorskip("tensorflow")
+    import keras
+    from keras import layers, ops
+
+    from convert.convert import convert_model, run_tflite
+
+    features, groups, _ = cohort(d=16)
+    features = np.clip(features - features.min(), 0, None)
+    features = (6.0 * features / features.max()).astype(np.float32)  # ID spans ReLU6's range
+    params = ood.fit_feature_density(features, groups)
+    inputs = keras.Input((16,))
+    hidden = layers.ReLU(6.0)(layers.Dense(16, kernel_initializer="identity", name="features")(inputs))
+    model = keras.Model(inputs, {"probabilities": layers.Softmax()(ops.stack([hidden[:, 0], hidden[:, 1]], axis=-1)),
+                                 "ood_score": ood.score_layer(params, hidden)})
+    converted = convert_model(model, features, variants=("float32", "int8"), float_bound=1e-3)
+    far = np.tile(np.r_[np.full(8, 6.0), np.zeros(8)], (4, 1)).astype(np.float32)
+    far[1:, :] = far[1:, ::-1]  # and its mirror
+    expected = ood.score(params, far)
+    got = run_tflite(converted["int8"].content, far)["ood_score"]
+    typical_max = ood.score(params, features).max()
+    assert expected.min() > 100 * typical_max
+    # int8 features move the score (a factor below 2 here), but nothing caps it near the typical range
+    assert got.min() > 100 * typical_max and np.all(got > expected / 2)
+
+
+SPEC = SimpleNamespace(tensor="ood_score", refuse_threshold=5.0, atypical_threshold=3.0)
+
+
+def guarded_model():
+    return SimpleNamespace(contract=SimpleNamespace(ood=SPEC))
+
+
+@pytest.mark.parametrize("score, status", [(1.0, "in_distribution"), (3.5, "atypical"), (5.5, "out_of_distribution"),
+                                           (float("nan"), "out_of_distribution")])
+def test_assess_maps_a_score_to_its_status(score, status):
+    block = runtime_ood.assess(SPEC, score)
+    assert block["status"] == status and block["threshold"] == 5.0 and block["atypical_threshold"] == 3.0
+
+
+def test_guard_refuses_far_inputs_with_the_score_unless_report_is_asked():
+    outputs = {"ood_score": np.array([7.25], np.float32)}
+    with pytest.raises(UnprocessableEntityError) as refused:
+        runtime_ood.guard(guarded_model(), outputs, {})
+    assert refused.value.code == "out_of_distribution" and refused.value.details["ood"]["score"] == 7.25
+    assert runtime_ood.guard(guarded_model(), outputs, {"ood": "report"})["status"] == "out_of_distribution"
+    assert runtime_ood.guard(guarded_model(), {"ood_score": np.array([3.5])}, {})["status"] == "atypical"
+
+
+def test_a_model_without_a_score_answers_without_an_ood_block():
+    model = SimpleNamespace(contract=SimpleNamespace(ood=None))
+    assert runtime_ood.guard(model, {"probabilities": np.ones((1, 2))}, {}) is None
+    assert runtime_ood.with_ood({"label": "x"}, None) == {"label": "x"}

@@ -1,0 +1,132 @@
+"""
+## The out-of-distribution score, inside the serving graph
+
+How far an input's pooled features lie from the training features, as one number per input
+(Lee et al. 2018, "A simple unified framework for detecting out-of-distribution samples";
+feature-space Mahalanobis ranks above softmax confidence on medical images, e.g. Berger et al.
+2021, Cao et al. 2020). Fitted on training features only:
+
+* a principal basis of ``components`` directions of the centred features;
+* in that basis, one mean per group (class, or class × modality) and one shared, shrunk covariance:
+  the distance to the nearest group mean, in whitened units, divided by ``components``;
+* off the basis, the squared residual, divided by its training mean (features a scanner or a
+  photograph puts where no training image has variance show up here, not in the basis).
+
+The score is the sum of the two terms (≈ 2 for a typical training image); the graph computes it
+with two matrix products per input (``score_layer``), NumPy the same (``score``) for fitting and tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+COMPONENTS = 512  # development look on the brain model (card): 64 directions let other-task images hide in the residual-free basis
+OOD_SCOPE = "ood"  # the layer name: its operations stay float in an int8 model
+SHRINKAGE = 0.05  # covariance shrunk towards its mean variance: a stable inverse from few images
+METHOD = ("Mahalanobis distance of the pooled backbone features to the nearest training group mean "
+          "(shared shrunk covariance, {k} principal directions, per direction) + squared residual "
+          "off those directions (over its training mean)")
+
+
+def fit_feature_density(features: np.ndarray, groups: np.ndarray, *, components: int = COMPONENTS) -> dict[str, Any]:
+    """The score's constants from training ``features`` (n, d) and their ``groups`` (n,) labels."""
+    x = features.astype(np.float64)
+    mean = x.mean(axis=0)
+    centred = x - mean
+    # At most half the dimensions and a quarter of the samples: the residual off the basis must keep
+    # variance in training (few samples span a basis that fits them exactly), the covariance be estimable.
+    k = max(1, min(components, x.shape[1] // 2, x.shape[0] // 4))
+    basis = np.linalg.svd(centred, full_matrices=False)[2][:k].T  # (d, k), orthonormal columns
+    z = centred @ basis
+    names = np.unique(groups)
+    group_means = np.stack([z[groups == g].mean(axis=0) for g in names])
+    within = z - group_means[np.searchsorted(names, groups)]
+    covariance = np.cov(within, rowvar=False)
+    covariance = (1 - SHRINKAGE) * covariance + SHRINKAGE * np.trace(covariance) / k * np.eye(k)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    whitening = eigenvectors @ np.diag(eigenvalues ** -0.5) @ eigenvectors.T
+    residual = (centred ** 2).sum(axis=1) - (z ** 2).sum(axis=1)
+    return {"mean": mean, "basis": basis, "whitening": whitening, "group_means": group_means,
+            "groups": [str(g) for g in names], "residual_scale": float(residual.mean()), "components": k}
+
+
+def score(params: dict[str, Any], features: np.ndarray) -> np.ndarray:
+    """The score of pooled ``features`` (n, d), in NumPy (what the graph computes)."""
+    centred = features.astype(np.float64) - params["mean"]
+    z = centred @ params["basis"]
+    whitened = z @ params["whitening"]
+    anchors = params["group_means"] @ params["whitening"]
+    distances = ((whitened[:, None, :] - anchors[None]) ** 2).sum(axis=-1).min(axis=1)
+    residual = (centred ** 2).sum(axis=1) - (z ** 2).sum(axis=1)
+    return distances / params["components"] + np.maximum(residual, 0) / params["residual_scale"]
+
+
+def score_layer(params: dict[str, Any], features, *, views: int = 1):
+    """The graph's ``ood_score`` (batch,) from pooled features (batch, d) or a feature map (batch, h,
+    w, d; pooled here, and averaged over ``views`` stacked views of each image). One layer named
+    ``ood``, so the int8 conversion can find its operations and keep them in float (``convert.convert``)."""
+    from keras import layers
+
+    return layers.Identity(name="ood_score")(feature_density_layer(params, views)(features))
+
+
+def feature_density_layer(params: dict[str, Any], views: int = 1):
+    """A Keras layer computing ``score`` with float32 constants: a (d, k) and a (k, k) matrix product,
+    the distances to the group means and their minimum."""
+    from keras import layers, ops
+
+    k = params["components"]
+    mean = params["mean"].astype(np.float32)
+    basis = params["basis"].astype(np.float32)  # (d, k): the one large matrix
+    whitening = params["whitening"].astype(np.float32)  # (k, k)
+    anchors = (params["group_means"] @ params["whitening"]).astype(np.float32)  # (groups, k)
+    anchor_norms = (anchors.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)[None, :]
+
+    class FeatureDensityScore(layers.Layer):
+        def call(self, features):
+            pooled = ops.mean(features, axis=(1, 2)) if len(features.shape) == 4 else features
+            if views > 1:
+                pooled = ops.mean(ops.stack(ops.split(pooled, views, axis=0)), axis=0)
+            centred = pooled - mean
+            in_basis = ops.matmul(centred, basis)
+            whitened = ops.matmul(in_basis, whitening)
+            # ||w - a||² = ||w||² - 2 w·a + ||a||², for every group a at once
+            distances = (ops.sum(whitened * whitened, axis=-1, keepdims=True)
+                         - 2.0 * ops.matmul(whitened, anchors.T) + anchor_norms)
+            residual = ops.relu(ops.sum(centred * centred, axis=-1) - ops.sum(in_basis * in_basis, axis=-1))
+            return ops.min(distances, axis=-1) / float(k) + residual / params["residual_scale"]
+
+    return FeatureDensityScore(name=OOD_SCOPE)
+
+
+def out_of_fold_scores(features: np.ndarray, groups: np.ndarray, *, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Each sample's score under the density fitted without its fold: a validation stand-in for a
+    task with no validation split (leukemia's 38 training samples), stratified by group."""
+    from sklearn.model_selection import StratifiedKFold
+
+    scores = np.empty(len(features))
+    for fit_rows, held_out in StratifiedKFold(folds, shuffle=True, random_state=seed).split(features, groups):
+        scores[held_out] = score(fit_feature_density(features[fit_rows], groups[fit_rows]), features[held_out])
+    return scores
+
+
+def thresholds(val_scores: np.ndarray, *, refuse_quantile: float = 0.99, atypical_quantile: float = 0.95) -> dict[str, Any]:
+    """Refusal and atypical thresholds on in-distribution validation scores: at most 1% (5%) of
+    them lie above (``method="higher"``: an observed score, so the share above is never more)."""
+    return {"refuse": float(np.quantile(val_scores, refuse_quantile, method="higher")),
+            "atypical": float(np.quantile(val_scores, atypical_quantile, method="higher")),
+            "rule": f"refuse above the {refuse_quantile:.0%} quantile of in-distribution validation scores, "
+                    f"flag as atypical above the {atypical_quantile:.0%} quantile"}
+
+
+def contract_block(params: dict[str, Any], val_scores: np.ndarray, *, features: str) -> dict[str, Any]:
+    """model.json's ``ood``: the tensor, the two thresholds, the method (the runtime reads it)."""
+    chosen = thresholds(val_scores)
+    return {"tensor": "ood_score", "refuse_threshold": chosen["refuse"],
+            "atypical_threshold": chosen["atypical"], "threshold_rule": chosen["rule"],
+            "method": METHOD.format(k=params["components"]) + f"; features: {features}",
+            "groups": params["groups"], "fitted_on": "training split only",
+            "graph_parameters": int(params["basis"].size + params["whitening"].size + params["group_means"].size
+                                    + params["mean"].size)}

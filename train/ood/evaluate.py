@@ -1,0 +1,127 @@
+"""
+## The guard measured: in-distribution test images vs each out-of-distribution family
+
+Through the shipped TFLite artifact and the serving preprocessing, on the test split: AUROC of the
+score (in-distribution vs each family), the share refused in each, the share of in-distribution
+test images refused, the score per source, and whether ``atypical`` flags the model's errors more
+often than its correct answers. Written to ``functions/<task>/ood_evaluation.json``; the card cites it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import numpy as np
+
+from train.ood import families
+
+# Per task: the serving transform of a decoded image, the per-image truth and decision from the manifest row.
+ID_SAMPLE = 1500  # in-distribution test images scored (all when fewer)
+OTHER_PER_TASK = 300
+CORRUPTED_SAMPLE = 150
+
+
+def serving_transform(task: str) -> Callable:
+    from oncoserve_runtime import to_grey_rgb
+
+    return to_grey_rgb if task == "brain" else (lambda image: image)
+
+
+def run_images(content: bytes, metadata: dict[str, Any], task: str, images: list) -> dict[str, np.ndarray]:
+    """The artifact's outputs for PIL images, prepared as the function prepares them."""
+    from oncoserve_runtime import ImagePreprocessing
+
+    from train.core import tflite_outputs
+
+    preprocessing = ImagePreprocessing.from_metadata(metadata["preprocessing"]["in_runtime"])
+    transform = serving_transform(task)
+    batch = np.concatenate([preprocessing.to_array(transform(image)) for image in images])
+    return tflite_outputs(content, batch, per_call=32)
+
+
+def auroc(in_scores: np.ndarray, out_scores: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(np.r_[np.zeros(len(in_scores)), np.ones(len(out_scores))], np.r_[in_scores, out_scores]))
+
+
+def summary(scores: np.ndarray, ood: dict[str, Any], in_scores: np.ndarray | None = None) -> dict[str, Any]:
+    refused = ~np.isfinite(scores) | (scores > ood["refuse_threshold"])
+    figures = {"n": int(len(scores)), "refused": float(refused.mean()),
+               "flagged": float((refused | (scores > ood["atypical_threshold"])).mean()),
+               "score_median": float(np.nanmedian(scores))}
+    if in_scores is not None:
+        figures["auroc"] = auroc(in_scores, np.nan_to_num(scores, nan=np.inf, posinf=1e30))
+    return figures
+
+
+def decisions(task: str, metadata: dict[str, Any], rows, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(truth, the model's decision) for manifest ``rows``, at the shipped thresholds."""
+    output = metadata["output"]
+    probabilities = outputs[output.get("tensor") or next(k for k in outputs if k != "ood_score")]
+    positive = probabilities[:, output["labels"].index(output["positive_label"])]
+    if task == "brain":
+        threshold = rows["modality"].map(output["thresholds_by_modality"]).to_numpy()
+        truth = (rows["label"] != "healthy").to_numpy()
+    else:
+        threshold = output["threshold"]
+        truth = (rows["label"].astype(str) == ("melanoma" if task == "skin" else "1")).to_numpy()
+    return truth, positive >= threshold
+
+
+def evaluate_image_model(task: str, content: bytes, metadata: dict[str, Any], *, seed: int = 0) -> dict[str, Any]:
+    """Every figure of ``ood_evaluation.json`` for one image model."""
+    from train.core import task_data_dir
+    from train.imaging import load_manifest
+
+    ood = metadata["ood"]
+    manifest = load_manifest(task)
+    test = manifest[manifest["split"] == "test"]
+    test = test.iloc[np.sort(np.random.default_rng(seed).permutation(len(test))[:ID_SAMPLE])]
+    id_images = [families.decoded(task_data_dir(task) / p) for p in test["path"]]
+    id_out = run_images(content, metadata, task, id_images)
+    id_scores = id_out["ood_score"]
+
+    def score_images(images: list) -> np.ndarray:
+        return run_images(content, metadata, task, images)["ood_score"]
+
+    truth, decided = decisions(task, metadata, test, id_out)
+    flagged = id_scores > ood["atypical_threshold"]
+    errors = truth != decided
+    result: dict[str, Any] = {
+        "in_distribution": {**summary(id_scores, ood), "slice": f"test split ({len(test)} images)"},
+        "errors_flagged": {"errors": int(errors.sum()), "flagged_share_of_errors": float(flagged[errors].mean()) if errors.any() else None,
+                           "flagged_share_of_correct": float(flagged[~errors].mean())},
+    }
+    if "source_dataset" in test:
+        result["in_distribution_by_source"] = {str(s): summary(id_scores[(test["source_dataset"] == s).to_numpy()], ood)
+                                               for s in sorted(test["source_dataset"].unique())}
+    scores = {f"other_tasks:{other}": score_images([families.decoded(p) for p in families.test_paths(other, OTHER_PER_TASK, seed)])
+              for other in families.IMAGE_TASKS if other != task}
+    scores["other_tasks"] = np.concatenate(list(scores.values()))
+    scores["photographs"] = score_images(families.photographs())
+    scores["synthetic"] = score_images(families.synthetic(seed))
+    for name, images in families.corrupted(id_images[:CORRUPTED_SAMPLE], seed).items():
+        scores[f"corrupted:{name}"] = score_images(images)
+    result["families"] = {name: summary(values, ood, id_scores) for name, values in scores.items()}
+    result["goals"] = goals(result)
+    return result
+
+
+def goals(result: dict[str, Any]) -> dict[str, Any]:
+    """The issue's goals: far-family AUROC >= 0.99 and refusal >= 95%, <= 1% of test images refused."""
+    far = {k: v for k, v in result["families"].items() if k in families.FAR_FAMILIES}
+    return {"far_auroc_min": min(v["auroc"] for v in far.values()),
+            "far_refused_min": min(v["refused"] for v in far.values()),
+            "in_distribution_refused": result["in_distribution"]["refused"],
+            "met": bool(all(v["auroc"] >= 0.99 and v["refused"] >= 0.95 for v in far.values())
+                        and result["in_distribution"]["refused"] <= 0.01)}
+
+
+def write_evaluation(task: str, result: dict[str, Any]) -> None:
+    from train.core import function_dir, rounded
+
+    path = function_dir(task) / "ood_evaluation.json"
+    path.write_text(json.dumps(rounded(result), indent=2) + "\n")
+    print(f"wrote {path.relative_to(function_dir(task).parent.parent)}: goals {result['goals']}", flush=True)
