@@ -291,8 +291,10 @@ def dicom_events(path: str, *, colour_ok: bool) -> Iterator[EventCase]:
     yield ("ok_dicom_ct_raw_body.json",
            proxy_event(path, ct, headers={"Content-Type": "application/dicom"}, base64_body=True,
                        query={"explain": ["true"], "ood": ["report"]}), _expect(200))
-    yield ("ok_dicom_colour.json" if colour_ok else "bad_dicom_colour.json", _dicom_event(path, secondary_capture(colour)),
-           _expect(200) if colour_ok else _expect(422, "unsupported_dicom_image"))
+    if colour_ok:
+        yield "ok_dicom_colour.json", _dicom_event(path, secondary_capture(colour), ood="report"), _expect(200)
+    else:
+        yield "bad_dicom_colour.json", _dicom_event(path, secondary_capture(colour)), _expect(422, "unsupported_dicom_image")
     yield "bad_dicom_no_pixel_data.json", _dicom_event(path, without_pixels()), _expect(422, "dicom_without_pixel_data")
     yield "bad_dicom_truncated.json", _dicom_event(path, ct[:-2000]), _expect(422, "corrupt_dicom")
     yield ("bad_dicom_jpeg_ls.json", _dicom_event(path, with_transfer_syntax(ct, JPEGLSLossless)),

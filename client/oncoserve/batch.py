@@ -16,7 +16,7 @@ from .errors import ApiError
 from .inputs import IMAGE_SUFFIXES
 
 COLUMNS = ["file", "task", "status", "label", "label_probability", "threshold", "error_status", "error_code", "error_message",
-           "model_version"]
+           "model_version", "ood_status", "ood_score"]
 
 
 @dataclass
@@ -33,13 +33,15 @@ def images_in(folder: Path) -> list[Path]:
 
 def _row(name: str, task: str, answer: dict[str, Any] | None = None, error: ApiError | None = None) -> dict[str, Any]:
     if error is not None:
+        ood = (error.details or {}).get("ood") or {}
         return {"file": name, "task": task, "status": "error", "error_status": error.status, "error_code": error.code,
-                "error_message": error.message}
+                "error_message": error.message, "ood_status": ood.get("status"), "ood_score": ood.get("score")}
     assert answer is not None
-    label = answer.get("label")
+    label, ood = answer.get("label"), answer.get("ood") or {}
     return {"file": name, "task": task, "status": "ok", "label": label,
             "label_probability": answer.get("probabilities", {}).get(label), "threshold": answer.get("threshold"),
-            "model_version": answer.get("model", {}).get("version")}
+            "model_version": answer.get("model", {}).get("version"), "ood_status": ood.get("status"),
+            "ood_score": ood.get("score")}
 
 
 def _kept_rows(out: Path, task: str) -> list[dict[str, str]]:

@@ -43,7 +43,7 @@ def _predict(client: Client, args: argparse.Namespace) -> int:
 
 def _batch(client: Client, args: argparse.Namespace) -> int:
     summary = run_batch(client, args.task, Path(args.folder), Path(args.out), concurrency=args.concurrency,
-                        progress=not args.no_progress, explain=False, region=args.region)
+                        progress=not args.no_progress, explain=False, region=args.region, ood=args.ood)
     print(f"{summary.total} images: {summary.skipped} already in {args.out}, {summary.scored} scored, "
           f"{summary.failed} failed (their error codes are in the file)", file=sys.stderr)
     return 1 if summary.failed else 0
@@ -85,6 +85,8 @@ def parser() -> argparse.ArgumentParser:
     batch.add_argument("--out", required=True, help="CSV; rows already scored there are skipped")
     batch.add_argument("--concurrency", type=int, default=4)
     batch.add_argument("--region", action="store_true", help="histopathology: score regions")
+    batch.add_argument("--ood", choices=["refuse", "report"],
+                       help="images far outside the training data: refused (default; a row with the code) or scored, flagged")
     batch.add_argument("--no-progress", action="store_true")
     batch.set_defaults(run=_batch)
 

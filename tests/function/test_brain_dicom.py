@@ -35,6 +35,9 @@ def skin():
 
 
 def ask(app, route, data: bytes, **extra):
+    """pydicom's files are phantoms, far from any training slice: the guard refuses them (asserted below),
+    so these decoding tests ask for the answer with the flag ("ood": "report")."""
+    extra.setdefault("ood", "report")
     response = app.lambda_handler(json_event(route, {"image": base64.b64encode(data).decode("ascii"), **extra}),
                                   FakeLambdaContext())
     return response["statusCode"], json.loads(response["body"])
@@ -64,6 +67,13 @@ def test_pydicoms_test_files_get_the_right_answer_or_the_right_error(brain, name
             assert answer["modality"]["source"] == "predicted"
     else:
         assert answer["error"]["code"] == outcome
+
+
+def test_a_phantom_is_refused_by_the_guard_unless_the_caller_asks_for_a_report(brain):
+    status, answer = ask(brain, "/brain/predict", (PYDICOM_FILES / "MR_small.dcm").read_bytes(), ood="refuse")
+    assert (status, answer["error"]["code"]) == (422, "out_of_distribution")
+    status, answer = ask(brain, "/brain/predict", (PYDICOM_FILES / "MR_small.dcm").read_bytes())
+    assert status == 200 and answer["ood"]["status"] == "out_of_distribution"
 
 
 def test_the_same_pixels_in_any_lossless_encoding_get_the_same_answer(brain):
@@ -104,6 +114,7 @@ def test_no_identifying_value_reaches_the_logs_or_the_answer(brain, shared_data,
 
 
 def binary_event(route: str, data: bytes, **query: str) -> dict:
+    query.setdefault("ood", "report")
     event = proxy_event(route, data, headers={"Content-Type": "application/dicom"}, base64_body=True,
                         query={k: [v] for k, v in query.items()} or None)
     return event

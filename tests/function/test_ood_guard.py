@@ -77,11 +77,15 @@ def test_in_distribution_test_slices_keep_their_answers(brain, shared_data):
     assert refused <= max(1, 0.02 * len(rows))
 
 
+def guarded_app(task):
+    if not guarded(task):
+        pytest.skip(f"{task} model without a guard")
+    return load_function_app(task)
+
+
 @pytest.fixture(scope="module")
 def histopathology():
-    if not guarded("histopathology"):
-        pytest.skip("histopathology model without a guard")
-    return load_function_app("histopathology")
+    return guarded_app("histopathology")
 
 
 def test_a_noise_patch_is_refused_and_a_test_patch_is_not(histopathology, shared_data):
@@ -113,6 +117,36 @@ def test_the_region_route_leaves_refused_tiles_blank(histopathology, shared_data
     assert status == 422 and body["error"]["code"] == "out_of_distribution"
 
 
+@pytest.fixture(scope="module")
+def skin():
+    return guarded_app("skin")
+
+
+def test_a_brain_slice_a_blank_image_and_a_photograph_sent_to_the_skin_model_are_refused(skin, shared_data):
+    row = split_rows(shared_data, "brain").iloc[0]
+    blank = np.full((300, 300, 3), 255, dtype=np.uint8)
+    for sent in (shared_data / "brain" / row.path, PHOTOGRAPH):
+        status, body = post_file(skin, "/skin/predict", sent, FakeLambdaContext())
+        assert (status, body["error"]["code"]) == (422, "out_of_distribution"), sent.name
+    status, body = call(skin, "/skin/predict", {"image": png(blank)})
+    assert (status, body["error"]["code"]) == (422, "out_of_distribution")
+
+
+def test_skin_test_images_are_answered_the_same_with_and_without_report(skin, shared_data):
+    rows = split_rows(shared_data, "skin").iloc[::40]
+    refused = 0
+    for row in rows.itertuples():
+        path = shared_data / "skin" / row.path
+        status, answer = post_file(skin, "/skin/predict", path, FakeLambdaContext())
+        _, reported = post_file(skin, "/skin/predict", path, FakeLambdaContext(), ood="report")
+        if status == 422:
+            refused += 1
+            assert reported["ood"]["status"] == "out_of_distribution"
+            continue
+        assert answer == reported and answer["ood"]["status"] in ("in_distribution", "atypical")
+    assert refused <= max(1, 0.02 * len(rows))
+
+
 def test_a_log_transformed_golub_profile_is_refused(shared_data):
     from train.leukemia.data import load_golub
 
@@ -139,7 +173,7 @@ def test_raw_intensities_sent_as_metabric_z_scores_are_refused(shared_data):
     assert status == 422 and body["error"]["code"] == "out_of_distribution"
 
 
-@pytest.mark.parametrize("task", ["brain", "histopathology", "leukemia", "breast_survival"])
+@pytest.mark.parametrize("task", ["brain", "histopathology", "skin", "leukemia", "breast_survival"])
 def test_the_committed_evaluation_used_the_committed_thresholds(task):
     metadata = json.loads((FUNCTIONS_DIR / task / "model" / "model.json").read_text())
     if "ood" not in metadata:
@@ -150,8 +184,8 @@ def test_the_committed_evaluation_used_the_committed_thresholds(task):
     assert figures["goals"]["in_distribution_refused"] == figures["in_distribution"]["refused"]
 
 
-@pytest.mark.parametrize("task", ["brain", "histopathology"])
-def test_the_int8_artifact_keeps_its_score_in_float(task):
+@pytest.mark.parametrize("task", ["brain", "histopathology", "skin"])
+def test_the_shipped_artifact_keeps_its_score_in_float(task):
     from ai_edge_litert.interpreter import Interpreter
 
     metadata = json.loads((FUNCTIONS_DIR / task / "model" / "model.json").read_text())

@@ -30,3 +30,17 @@ def test_an_option_a_task_does_not_take_is_refused_before_sending():
             client.predict("skin", b"x", modality="ct")
     with pytest.raises(ValueError, match="retries"):
         Client("http://127.0.0.1:9", "key", retries=-1)
+
+
+def test_a_batch_row_keeps_the_guards_verdict_refused_or_answered():
+    from oncoserve.batch import COLUMNS, _row
+
+    refused = ApiError.from_answer(422, {"error": {"code": "out_of_distribution", "message": "…", "details": {
+        "ood": {"score": 9.5, "threshold": 5.4, "atypical_threshold": 4.4, "status": "out_of_distribution"}}}})
+    row = _row("a.png", "skin", error=refused)
+    assert (row["status"], row["error_code"], row["ood_status"], row["ood_score"]) == (
+        "error", "out_of_distribution", "out_of_distribution", 9.5)
+    answered = _row("b.png", "skin", answer={"label": "benign", "probabilities": {"benign": 0.9},
+                                              "ood": {"score": 1.2, "status": "in_distribution"}})
+    assert (answered["status"], answered["ood_status"], answered["ood_score"]) == ("ok", "in_distribution", 1.2)
+    assert set(row) <= set(COLUMNS) and set(answered) <= set(COLUMNS)

@@ -42,6 +42,20 @@ def test_the_basis_keeps_residual_variance_with_few_samples():
     assert np.isfinite(ood.score(params, rng.normal(size=(5, 7000)))).all()
 
 
+def test_dead_channels_do_not_empty_the_residual():
+    # GIVEN features with most channels always zero (a tuned backbone's: histopathology's 1,280 span
+    # 190 directions), THEN the basis takes half the spanned directions, the training residual keeps
+    # variance, and a far input's score stays finite and far
+    features, groups, rng = cohort(d=16)
+    padded = np.concatenate([features, np.zeros((len(features), 48))], axis=1)
+    params = ood.fit_feature_density(padded, groups)
+    assert params["components"] == 8
+    # the residual is the cohort's noise (sd 0.1) in the 8 spanned directions left out, not rounding error
+    assert params["residual_scale"] > 0.5 * 0.1 ** 2 * 8
+    held_out, far = ood.score(params, padded[:50]), ood.score(params, rng.normal(0, 1, (20, 64)))
+    assert np.isfinite(far).all() and far.min() > np.quantile(held_out, 0.99)
+
+
 def test_thresholds_refuse_at_most_one_percent_of_validation():
     scores = np.random.default_rng(2).gamma(2.0, 1.0, 1000)
     chosen = ood.thresholds(scores)

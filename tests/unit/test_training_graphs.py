@@ -287,6 +287,34 @@ def test_parity_failure_is_loud():
         convert_model(model, np.ones((4, 3), np.float32), float_bound=-1.0)
 
 
+def test_parity_is_absolute_for_probabilities_and_relative_for_the_ood_score(monkeypatch):
+    # GIVEN a converted model off by 1e-5 on a probability and by 1e-2 on a score of 100, THEN parity
+    # reports 1e-5 absolute and 1e-4 relative; a score 1% off fails the conversion
+    from convert import convert as conversion
+
+    expected = {"probabilities": np.array([[0.25, 0.75]]), "ood_score": np.array([100.0])}
+    monkeypatch.setattr(conversion, "_keras_outputs", lambda model, batch: expected)
+    monkeypatch.setattr(conversion, "run_tflite", lambda content, batch: {
+        "probabilities": expected["probabilities"] + 1e-5, "ood_score": expected["ood_score"] + 1e-2})
+    absolute, relative = conversion.parity(None, b"", np.zeros((1, 3)))
+    assert (absolute, relative) == (pytest.approx(1e-5), pytest.approx(1e-4))
+    monkeypatch.setattr(conversion, "_keras_outputs", lambda model, batch: {"probabilities": expected["probabilities"]})
+    monkeypatch.setattr(conversion, "run_tflite", lambda content, batch: {"probabilities": expected["probabilities"]})
+    assert conversion.parity(None, b"", np.zeros((1, 3))) == (0.0, None)
+
+
+def test_an_ood_score_off_by_a_percent_fails_the_conversion(monkeypatch):
+    import keras
+
+    from convert import convert as conversion
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, {"probabilities": keras.layers.Dense(2)(inputs), "ood_score": keras.layers.Dense(1)(inputs)})
+    monkeypatch.setattr(conversion, "parity", lambda *args: (0.0, 0.01))
+    with pytest.raises(ParityError, match="ood score"):
+        convert_model(model, np.ones((4, 3), np.float32))
+
+
 @pytest.mark.parametrize("backbone", ["mobilenet_v2", "resnet50"])  # resnet50: a shortcut crosses the cut
 def test_backbone_split_is_exact_and_fine_tuning_trains_the_serving_layers(backbone):
     import keras
@@ -344,6 +372,36 @@ def test_symmetric_views_make_the_served_answer_ignore_flips_and_rotations():
     one_view = imaging.build_cam_model(extractor, heads)
     assert not np.allclose(one_view.predict(turned["rot90"].copy(), verbose=0)["a"],
                            one_view.predict(images, verbose=0)["a"], atol=1e-5)
+
+
+def test_symmetric_views_score_the_view_averaged_features_out_of_distribution():
+    """The served ood_score of an 8-view model is the score of the features averaged over the views:
+    the same for every orientation, and what ``core.ood.score`` gives for those averaged features."""
+    import keras
+
+    from train import imaging
+    from train.core import ood
+
+    keras.utils.set_random_seed(0)
+    extractor = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(6, 3, strides=4, padding="same",
+                                                                                activation="relu")])
+    dense = keras.layers.Dense(2)
+    dense.build((None, 6))
+    rng = np.random.default_rng(5)
+    training = rng.uniform(0, 1, (64, 16, 16, 3)).astype(np.float32)
+    pooled = np.asarray(extractor(training)).mean(axis=(1, 2))
+    density = ood.fit_feature_density(pooled, np.repeat(["a", "b"], 32))
+    model = imaging.build_cam_model(extractor, {"a": {"dense": dense, "cam_class": 1}}, symmetric_views=True,
+                                    ood=density)
+    images = training[:3]
+    content = convert_model(model, images)["float32"].content
+    reference = run_tflite(content, images)["ood_score"]
+    assert np.allclose(run_tflite(content, np.ascontiguousarray(np.rot90(images, 1, axes=(1, 2))))["ood_score"],
+                       reference, rtol=1e-4)
+    views = [np.rot90(images, r, axes=(1, 2)) for r in range(4)]
+    views += [v[:, :, ::-1] for v in views]
+    averaged = np.mean([np.asarray(extractor(np.ascontiguousarray(v))).mean(axis=(1, 2)) for v in views], axis=0)
+    assert np.allclose(reference, ood.score(density, averaged), rtol=1e-3, atol=1e-4)
 
 
 def test_two_backbone_graph_is_one_linear_head_over_both_feature_maps():

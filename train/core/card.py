@@ -116,9 +116,11 @@ def ood_section(task: str, metadata: dict[str, Any]) -> str:
                 "(no `ood` block in its answers).")
     path = function_dir(task) / "ood_evaluation.json"
     figures = json.loads(path.read_text()) if path.is_file() else None
-    lines = [f"## Out-of-distribution guard", f"- Score (`{ood['tensor']}`, in the TFLite graph): {ood['method']}; "
+    lines = ["## Out-of-distribution guard", f"- Score (`{ood['tensor']}`, in the TFLite graph): {ood['method']}; "
              f"fitted on the {ood['fitted_on']}, groups {', '.join(f'`{g}`' for g in ood['groups'])}; "
-             f"{ood['graph_parameters']:,} constants in the graph.",
+             f"{ood['graph_parameters']:,} constants in the graph ({4 * ood['graph_parameters'] / 1e6:.2f} MB in "
+             f"float32, kept float in an int8 model), each used in one multiply-add per input: "
+             f"≈ {2 * ood['graph_parameters'] / 1e6:.2f} MFLOP per input, beside the model's own work.",
              f"- Refused with 422 `out_of_distribution` above {ood['refuse_threshold']:.4g}, answered but "
              f"flagged `atypical` above {ood['atypical_threshold']:.4g} ({ood['threshold_rule']}); "
              "`\"ood\": \"report\"` answers instead, with the flag."]

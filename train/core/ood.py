@@ -24,8 +24,9 @@ import numpy as np
 
 COMPONENTS = 512  # development look on the brain model (card): 64 directions let other-task images hide in the residual-free basis
 OOD_SCOPE = "ood"  # the layer name: its operations stay float in an int8 model
+RANK_TOLERANCE = 1e-6  # singular values below this share of the largest are directions the features do not span
 SHRINKAGE = 0.05  # covariance shrunk towards its mean variance: a stable inverse from few images
-METHOD = ("Mahalanobis distance of the pooled backbone features to the nearest training group mean "
+METHOD = ("Mahalanobis distance of the features to the nearest training group mean "
           "(shared shrunk covariance, {k} principal directions, per direction) + squared residual "
           "off those directions (over its training mean)")
 
@@ -35,10 +36,13 @@ def fit_feature_density(features: np.ndarray, groups: np.ndarray, *, components:
     x = features.astype(np.float64)
     mean = x.mean(axis=0)
     centred = x - mean
-    # At most half the dimensions and a quarter of the samples: the residual off the basis must keep
-    # variance in training (few samples span a basis that fits them exactly), the covariance be estimable.
-    k = max(1, min(components, x.shape[1] // 2, x.shape[0] // 4))
-    basis = np.linalg.svd(centred, full_matrices=False)[2][:k].T  # (d, k), orthonormal columns
+    # At most half the directions the features span and a quarter of the samples: the residual off the
+    # basis must keep variance in training (a tuned backbone leaves most channels dead: histopathology's
+    # 1,280 features span 190 directions), the covariance be estimable.
+    _, singular, directions = np.linalg.svd(centred, full_matrices=False)
+    rank = int((singular > RANK_TOLERANCE * singular[0]).sum())
+    k = max(1, min(components, rank // 2, x.shape[0] // 4))
+    basis = directions[:k].T  # (d, k), orthonormal columns
     z = centred @ basis
     names = np.unique(groups)
     group_means = np.stack([z[groups == g].mean(axis=0) for g in names])
@@ -47,9 +51,11 @@ def fit_feature_density(features: np.ndarray, groups: np.ndarray, *, components:
     covariance = (1 - SHRINKAGE) * covariance + SHRINKAGE * np.trace(covariance) / k * np.eye(k)
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     whitening = eigenvectors @ np.diag(eigenvalues ** -0.5) @ eigenvectors.T
-    residual = (centred ** 2).sum(axis=1) - (z ** 2).sum(axis=1)
+    total = (centred ** 2).sum(axis=1)
+    residual = total - (z ** 2).sum(axis=1)
+    scale = max(float(residual.mean()), RANK_TOLERANCE * float(total.mean()))  # never a float32 rounding error
     return {"mean": mean, "basis": basis, "whitening": whitening, "group_means": group_means,
-            "groups": [str(g) for g in names], "residual_scale": float(residual.mean()), "components": k}
+            "groups": [str(g) for g in names], "residual_scale": scale, "components": k}
 
 
 def score(params: dict[str, Any], features: np.ndarray) -> np.ndarray:
@@ -73,8 +79,8 @@ def score_layer(params: dict[str, Any], features, *, views: int = 1):
 
 
 def feature_density_layer(params: dict[str, Any], views: int = 1):
-    """A Keras layer computing ``score`` with float32 constants: a (d, k) and a (k, k) matrix product,
-    the distances to the group means and their minimum."""
+    """A Keras layer computing ``score`` with float32 constants: matrix products with the (d, k) basis
+    (in and back out) and the (k, k) whitening, the distances to the group means and their minimum."""
     from keras import layers, ops
 
     k = params["components"]
@@ -95,7 +101,10 @@ def feature_density_layer(params: dict[str, Any], views: int = 1):
             # ||w - a||² = ||w||² - 2 w·a + ||a||², for every group a at once
             distances = (ops.sum(whitened * whitened, axis=-1, keepdims=True)
                          - 2.0 * ops.matmul(whitened, anchors.T) + anchor_norms)
-            residual = ops.relu(ops.sum(centred * centred, axis=-1) - ops.sum(in_basis * in_basis, axis=-1))
+            # the residual vector itself, not ||c||² - ||z||²: that difference of two large numbers loses
+            # float32 digits where the features leave little variance off the basis (histopathology)
+            off_basis = centred - ops.einsum("bk,dk->bd", in_basis, basis)
+            residual = ops.sum(off_basis * off_basis, axis=-1)
             return ops.min(distances, axis=-1) / float(k) + residual / params["residual_scale"]
 
     return FeatureDensityScore(name=OOD_SCOPE)
@@ -128,5 +137,6 @@ def contract_block(params: dict[str, Any], val_scores: np.ndarray, *, features: 
             "atypical_threshold": chosen["atypical"], "threshold_rule": chosen["rule"],
             "method": METHOD.format(k=params["components"]) + f"; features: {features}",
             "groups": params["groups"], "fitted_on": "training split only",
-            "graph_parameters": int(params["basis"].size + params["whitening"].size + params["group_means"].size
+            # the basis twice: TFLite stores it once per layout, into the basis and back out
+            "graph_parameters": int(2 * params["basis"].size + params["whitening"].size + params["group_means"].size
                                     + params["mean"].size)}

@@ -21,10 +21,12 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from train import core, imaging
+from train.ood.evaluate import evaluate_image_model, write_evaluation
 from train.skin.candidates import (ENSEMBLE_RULE, SYMMETRIC_VIEWS_TEXT, candidate_table, choose_candidate,
                                    fine_tuning_record, screen_input_sizes, train_candidates, with_views)
 from train.skin.card import write_card, write_plots
@@ -56,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     choice = choose_candidate(results)
     chosen = results[choice]
     print(f"chosen on validation: {choice}, l2 {chosen['l2']}", flush=True)
-    model, views, symmetric_views = with_views(chosen, data)
+    density = core.ood.fit_feature_density(chosen["features"][split == "train"], ood_groups(data)[split == "train"])
+    model, views, symmetric_views = with_views(chosen, data, density)
     core.export_saved_model(model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)
 
     # ## Convert, threshold on validation, evaluate on test (through TFLite)
@@ -72,6 +75,10 @@ def main(argv: list[str] | None = None) -> None:
     metrics = test_metrics(data, p_val, p_test, threshold, args.seed)
     plots = write_plots(data["y"], data["source"], split == "test", p_test, metrics, threshold, images,
                         shipped.model.content, args.seed)
+    output = {"labels": LABELS, "positive_label": "melanoma", "tensor": "melanoma", "cam_tensor": "melanoma_cam",
+              "threshold": threshold["threshold"], "threshold_rule": threshold["rule"],
+              "alternative_thresholds": {"every_source": every_source}}
+    ood = ood_guard(density, shipped, data, symmetric_views, output, args.seed)
 
     # ## model.json, training.json and the card
     two_backbones = chosen.get("backbones", 1) == 2
@@ -86,16 +93,28 @@ def main(argv: list[str] | None = None) -> None:
                        + ([f"two {args.backbone} backbones, last feature maps concatenated"] if two_backbones else [])
                        + ([SYMMETRIC_VIEWS_TEXT] if symmetric_views else []),
                        "in_runtime": data["preprocessing"].to_metadata()},
-        output={"labels": LABELS, "positive_label": "melanoma", "tensor": "melanoma", "cam_tensor": "melanoma_cam",
-                "threshold": threshold["threshold"], "threshold_rule": threshold["rule"],
-                "alternative_thresholds": {"every_source": every_source}},
-        training=training_record(args, results, choice, views, symmetric_views, threshold, started),
+        output=output, ood=ood, training=training_record(args, results, choice, views, symmetric_views, threshold, started),
         conversion=shipped.record("per-source test AUC", "LiteRT, 1 thread, 1 image"), metrics=metrics,
         data={"splits": {s: {src: int(((split == s) & (data["source"] == src)).sum()) for src in SOURCES}
                          for s in ("train", "val", "test")}},
         plots=plots)
     write_card(core.write_model_json(TASK, metadata))
     print(f"done in {time.time() - started:.0f} s", flush=True)
+
+
+def ood_groups(data: dict[str, Any]) -> np.ndarray:
+    """The score's groups: source × label (the two sources' images differ as much as the classes do)."""
+    return np.char.add(np.char.add(data["source"].astype(str), "/"), np.asarray(LABELS)[data["y"]])
+
+
+def ood_guard(density: dict[str, Any], shipped, data: dict[str, Any], symmetric_views: bool, output: dict[str, Any],
+              seed: int) -> dict[str, Any]:
+    """model.json's ``ood`` from the shipped artifact's validation scores; writes ood_evaluation.json."""
+    features = "the backbone's pooled last feature map" + (", averaged over the 8 views" if symmetric_views else "")
+    ood = core.ood.contract_block(density, shipped.outputs[shipped.name]["ood_val"], features=features)
+    write_evaluation(TASK, evaluate_image_model(TASK, shipped.model.content, {
+        "ood": ood, "output": output, "preprocessing": {"in_runtime": data["preprocessing"].to_metadata()}}, seed=seed))
+    return ood
 
 
 def training_record(args, results, choice: str, views, symmetric_views: bool, threshold, started: float) -> dict:

@@ -86,7 +86,7 @@ def frozen_candidate(args: argparse.Namespace, constancy: bool, images: np.ndarr
                                                  input_size=args.input_size)
     features = imaging.pooled_features(TASK, tag, extractor, images)
     flipped = imaging.pooled_features(TASK, tag + "_flip_train", extractor, images[split == "train"][:, :, ::-1])
-    return {**fit_head(features, [flipped], y, source, split, args.seed), "extractor": extractor}
+    return {**fit_head(features, [flipped], y, source, split, args.seed), "features": features, "extractor": extractor}
 
 
 def screen_input_sizes(args: argparse.Namespace) -> None:
@@ -130,16 +130,16 @@ def last_stage_candidates(args: argparse.Namespace, data: dict[str, Any], consta
     augmentation = f"{tuned.summary['augmentation']} (maps for fine-tuning, pooled features for the head)"
     results = {f"colour_constancy={constancy}, last stage tuned": {
         **fit_head(tuned.pooled, list(tuned.augmented_train.values()), y, source, split, args.seed),
-        "extractor": extractor, "constancy": constancy, "fine_tuning": tuned.summary, "augmentation": augmentation}}
+        "features": tuned.pooled, "extractor": extractor, "constancy": constancy, "fine_tuning": tuned.summary, "augmentation": augmentation}}
     if args.second_weights:
         # The same recipe on a backbone tuned from another seed; one linear head over both feature sets.
         second_extractor, second = tune_last_stage(args, args.second_weights, constancy, images, y, split,
                                                    model_name=f"{args.backbone}_second_features")
         both = {name: np.concatenate([tuned.augmented_train[name], second.augmented_train[name]], axis=1)
                 for name in tuned.augmented_train}
+        pooled = np.concatenate([tuned.pooled, second.pooled], axis=1)
         results[f"colour_constancy={constancy}, last stage tuned, two backbones"] = {
-            **fit_head(np.concatenate([tuned.pooled, second.pooled], axis=1), list(both.values()), y, source, split,
-                       args.seed),
+            **fit_head(pooled, list(both.values()), y, source, split, args.seed), "features": pooled,
             "extractor": imaging.concatenated_extractor([extractor, second_extractor]),
             "constancy": constancy, "fine_tuning": tuned.summary, "backbones": 2, "augmentation": augmentation}
     return results
@@ -157,7 +157,7 @@ def all_layers_candidate(args: argparse.Namespace, data: dict[str, Any], constan
         epochs=args.full_fine_tune_epochs, seed=args.seed)
     pooled = imaging.pooled_outputs(extractor, images)  # not cached: these weights exist only in this run
     mirrored = imaging.pooled_outputs(extractor, images[split == "train"][:, :, ::-1])
-    return {**fit_head(pooled, [mirrored], y, source, split, args.seed), "extractor": extractor,
+    return {**fit_head(pooled, [mirrored], y, source, split, args.seed), "features": pooled, "extractor": extractor,
             "constancy": constancy, "fine_tuning": whole,
             "augmentation": f"{whole['augmentation']} for tuning; horizontal flips for the head"}
 
@@ -175,17 +175,18 @@ def candidate_table(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, A
             for key, r in results.items()}
 
 
-def with_views(chosen: dict[str, Any], data: dict[str, Any]):
+def with_views(chosen: dict[str, Any], data: dict[str, Any], density: dict[str, Any]):
     """(serving model, validation mean AUC per view count, whether 8 views ship). Dermoscopy has no up
     or left: averaging the features over the image's 8 flips and rotations competes on validation
-    like every other choice (it costs 8× the compute per image)."""
+    like every other choice (it costs 8× the compute per image). ``density``: the out-of-distribution
+    score's constants (``core.ood``), on the features the served views average."""
     y, source, split = data["y"], data["source"], data["split"]
     heads = {"melanoma": {"dense": chosen["dense"], "cam_class": 1}}
-    symmetric = imaging.build_cam_model(chosen["extractor"], heads, symmetric_views=True)
+    symmetric = imaging.build_cam_model(chosen["extractor"], heads, symmetric_views=True, ood=density)
     p_symmetric = symmetric.predict(data["images"][split == "val"].astype(np.float32), batch_size=8,
                                     verbose=0)["melanoma"][:, 1]
     views = {"1": chosen["score"], "8": mean_val_auc(p_symmetric, y, source, split)}
     symmetric_views = chosen_views(views) == "8"
     print(f"validation mean AUC, 1 view {views['1']:.4f}, 8 symmetric views {views['8']:.4f}", flush=True)
-    model = symmetric if symmetric_views else imaging.build_cam_model(chosen["extractor"], heads)
+    model = symmetric if symmetric_views else imaging.build_cam_model(chosen["extractor"], heads, ood=density)
     return model, views, symmetric_views

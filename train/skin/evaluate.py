@@ -15,11 +15,15 @@ MIN_SENSITIVITY = 0.90
 
 
 def evaluate_variant(content: bytes, data: dict[str, Any], per_call: int) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """A converted variant's test AUC per source, and its validation and test p(melanoma)."""
+    """A converted variant's test AUC per source, and its validation and test p(melanoma) (and the
+    validation out-of-distribution scores, which set the guard's thresholds, as ``ood_val``)."""
     y, source, split = data["y"], data["source"], data["split"]
     test = split == "test"
-    scores = {name: core.tflite_outputs(content, data["images"], split == name, per_call=per_call)["melanoma"][:, 1]
-              for name in ("val", "test")}
+    outputs = {name: core.tflite_outputs(content, data["images"], split == name, per_call=per_call)
+               for name in ("val", "test")}
+    scores = {name: outputs[name]["melanoma"][:, 1] for name in ("val", "test")}
+    if "ood_score" in outputs["val"]:
+        scores["ood_val"] = outputs["val"]["ood_score"]
     auc = {s: core.binary_metrics(y[test][source[test] == s], scores["test"][source[test] == s], 0.5)["roc_auc"]
            for s in SOURCES}
     return {f"test_auc_{s}": a for s, a in auc.items()}, scores
