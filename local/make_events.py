@@ -183,6 +183,9 @@ def histopathology_static() -> Iterator[EventCase]:
     big = base64.b64encode(_png(400, 400)).decode("ascii")
     yield ("bad_patch_too_large.json", json_event("/histopathology/predict", {"image": big}),
            _expect(422, "image_too_large_for_patch"))
+    noise = np.random.default_rng(0).integers(0, 256, (50, 50, 3), dtype=np.uint8)
+    yield ("bad_noise_patch_out_of_distribution.json", json_event("/histopathology/predict", {"image": _encode(noise)}),
+           _expect(422, "out_of_distribution"))
     region = "/histopathology/region"
     for name, event, expectation in image_bad_events(region):
         if name in ("bad_not_image.json", "bad_huge_image.json", "bad_url_metadata_service.json", "bad_invalid_json.json"):

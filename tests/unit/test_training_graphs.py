@@ -343,6 +343,19 @@ def test_backbone_split_is_exact_and_fine_tuning_trains_the_serving_layers(backb
     assert not backbone_model.trainable
 
 
+def test_a_tapped_extractor_serves_the_last_map_and_an_earlier_one_from_one_backbone():
+    from train import imaging
+
+    extractor = imaging.build_feature_extractor("mobilenet_v2", "none", input_size=96, source_size=50)
+    tapped = imaging.tapped_extractor(extractor, "block_10_expand_relu")
+    images = np.random.default_rng(0).uniform(0, 255, (3, 50, 50, 3)).astype(np.float32)
+    last, earlier = (np.asarray(m) for m in tapped(images))
+    assert np.allclose(last, np.asarray(extractor(images)), atol=1e-5)
+    assert earlier.shape == (3, 6, 6, 384)  # block 10's expansion at 96 px: 1/16 of the side, 6 x 64 channels
+    layer = imaging.backbone_of(extractor).get_layer("block_10_expand_relu")
+    assert layer in imaging.backbone_of(tapped).layers  # the same layers, not a copy
+
+
 def test_symmetric_views_make_the_served_answer_ignore_flips_and_rotations():
     """Averaged over the 8 flips and rotations, the probability is the same for every orientation of
     the image and the CAM turns with it — in the converted model too; one view does not do that."""

@@ -29,7 +29,8 @@ from train.histopathology.card import write_card, write_plots
 from train.histopathology.data import LABELS, PATCH, PREPROCESSING, TASK, load_splits
 from train.histopathology.evaluate import MIN_SENSITIVITY, evaluate_variant, per_patient, predict_probability
 from train.ood.evaluate import evaluate_image_model, write_evaluation
-from train.histopathology.transfer_candidate import TRANSFER, train_transfer_candidate, transfer_size, transfer_spec
+from train.histopathology.transfer_candidate import (OOD_LAYER, TRANSFER, train_transfer_candidate, transfer_size,
+                                                     transfer_spec)
 
 REGION = {"tile": PATCH, "stride": PATCH, "min_edge_tile": 10,
           "background": "tiles with mean brightness > 220 and saturation < 0.08 are not scored",
@@ -125,7 +126,8 @@ def ood_guard(content: bytes, x_val: np.ndarray, density: dict[str, Any] | None)
     if density is None:
         return None
     return core.ood.contract_block(density, core.tflite_outputs(content, x_val)["ood_score"],
-                                   features="the tuned backbone's pooled last feature map")
+                                   features=f"the tuned backbone's pooled {OOD_LAYER} map (a layer before "
+                                                    "the last stage)")
 
 
 def train_candidates(args, splits, tuning_record: dict[str, Any], transfer_px: int) -> tuple[dict[str, tuple], dict]:

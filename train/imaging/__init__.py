@@ -12,7 +12,7 @@ from train.imaging.augmentation import (anatomy_augmentation, augmentation_text,
                                         grey_intensity_layer, hed_jitter_layer, tissue_augmentation)
 from train.imaging.backbones import (BACKBONES, DEFAULT_WEIGHTS, BackboneSpec, backbone_constructor, backbone_of,
                                      build_feature_extractor, cache_tag, concatenated_extractor, resolve_weights,
-                                     split_extractor)
+                                     split_extractor, tapped_extractor)
 from train.imaging.cam import (SQUARE_SYMMETRIES, apply_symmetry, average_symmetric_views, build_cam_model,
                                plot_cam_examples, stack_symmetric_views)
 from train.imaging.datasets import load_images, load_manifest
@@ -35,5 +35,5 @@ __all__ = [
     "load_images", "load_manifest",
     "plot_cam_examples", "pooled_features", "pooled_outputs", "recorded_fine_tuning", "resolve_weights",
     "select_linear_head", "set_trainable_except_batch_norm", "split_extractor", "stack_symmetric_views",
-    "tissue_augmentation", "train_linear_head", "tuning_device", "tuning_runs_table",
+    "tapped_extractor", "tissue_augmentation", "train_linear_head", "tuning_device", "tuning_runs_table",
 ]

@@ -179,6 +179,19 @@ def backbone_of(extractor):
     return next(layer for layer in extractor.layers if isinstance(layer, keras.Model))
 
 
+def tapped_extractor(extractor, layer: str):
+    """image → (the last conv map, the map backbone ``layer`` outputs), in one backbone pass.
+
+    Shares the extractor's layers. The out-of-distribution score reads the earlier map: a backbone tuned
+    end to end maps what is not its kind of image onto its classes by the last stage (histopathology)."""
+    import keras
+
+    backbone = backbone_of(extractor)
+    both = keras.Model(backbone.input, [backbone.output, backbone.get_layer(layer).output])
+    preprocessed = extractor.get_layer("backbone_preprocess").output
+    return keras.Model(extractor.input, both(preprocessed), name=f"{extractor.name}_tapped")
+
+
 def split_extractor(extractor, name: str):
     """(lower, upper): image 0..255 → map before the last stage; that map → last conv map.
 
