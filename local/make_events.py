@@ -342,6 +342,7 @@ def brain_generated() -> Iterator[EventCase]:
 
 def skin_static() -> Iterator[EventCase]:
     yield from image_bad_events("/skin/predict")
+    yield from photograph_events("/skin/predict")
     yield from service_events("/skin")
     yield ("bad_explain_not_boolean.json", json_event("/skin/predict", {"image": "AAAA", "explain": "yes"}),
            _expect(422, "invalid_request"))
@@ -354,6 +355,10 @@ def skin_generated() -> Iterator[EventCase]:
     isic = _shared_image("skin", _first_test_path("skin", source_dataset="ISIC2017", label="benign"))
     yield "ok_ham_melanoma.json", json_event(path, {"image": ham}), _expect(200)
     yield "ok_isic_benign_explain.json", json_event(path, {"image": isic, "explain": True}), _expect(200)
+    # A brain slice is not a dermoscopy image: the guard refuses it
+    brain_slice = _shared_image("brain", _first_test_path("brain", modality="mri", label="glioma"))
+    yield "bad_brain_slice_out_of_distribution.json", json_event(path, {"image": brain_slice}), \
+        _expect(422, "out_of_distribution")
 
 
 STATIC: dict[str, Callable[[], Iterator[EventCase]]] = {

@@ -44,7 +44,7 @@ def test_an_image_from_a_path_bytes_or_options(client, tmp_path):
     assert answer["ood"]["status"] == "out_of_distribution"
     assert answer["modality"] == {"value": "ct", "source": "dicom"} and answer["dicom"]["modality"] == "CT"
     assert base64.b64decode(answer["explanation"]["heatmap_png"])[:4] == b"\x89PNG"
-    colour = client.skin(_event_file_bytes("skin/ok_dicom_colour.json"))
+    colour = client.skin(_event_file_bytes("skin/ok_dicom_colour.json"), ood="report")  # the phantom again
     assert colour["label"] in ("benign", "melanoma") and client.retried == 0
 
 
@@ -132,7 +132,8 @@ def test_cli_batch_scores_a_folder_resumably_with_a_progress_bar(contract_api, t
     (folder / "broken.png").write_bytes(b"not a png")
     out = tmp_path / "results.csv"
     env = {**os.environ, "ONCOSERVE_URL": contract_api.url, "ONCOSERVE_API_KEY": CONTRACT_KEY}
-    first = subprocess.run([CLI, "batch", "skin", str(folder), "--out", str(out), "--concurrency", "2"],
+    # the DICOM phantoms are synthetic: the skin guard would refuse them, so the run asks for a report
+    first = subprocess.run([CLI, "batch", "skin", str(folder), "--out", str(out), "--concurrency", "2", "--ood", "report"],
                            capture_output=True, text=True, env=env, timeout=120)
     assert first.returncode == 1, first.stderr  # one file failed: reported, not fatal
     assert "3/3" in first.stderr and "2 scored, 1 failed" in first.stderr  # tqdm's bar, then the summary
@@ -140,7 +141,7 @@ def test_cli_batch_scores_a_folder_resumably_with_a_progress_bar(contract_api, t
     assert rows["broken.png"]["status"] == "error" and rows["broken.png"]["error_code"] == "not_an_image"
     assert {rows[name]["status"] for name in ("ct.dcm", "colour.dcm")} == {"ok"}
     (folder / "broken.png").unlink()
-    again = subprocess.run([CLI, "batch", "skin", str(folder), "--out", str(out)], capture_output=True, text=True,
+    again = subprocess.run([CLI, "batch", "skin", str(folder), "--out", str(out), "--ood", "report"], capture_output=True, text=True,
                            env=env, timeout=120)
     assert again.returncode == 0 and "2 already in" in again.stderr and "0 scored" in again.stderr
     assert [row["file"] for row in csv.DictReader(out.open())] == [name for name in rows if name != "broken.png"]

@@ -417,6 +417,38 @@ def test_symmetric_views_score_the_view_averaged_features_out_of_distribution():
     assert np.allclose(reference, ood.score(density, averaged), rtol=1e-3, atol=1e-4)
 
 
+def test_a_guard_on_an_earlier_layer_scores_that_layer_and_leaves_the_answer_alone():
+    """``ood_layer``: the score reads the backbone's earlier map (averaged over the 8 views), from the
+    same pass; the probabilities are those of the graph without it."""
+    import keras
+
+    from train import imaging
+    from train.core import ood
+
+    keras.utils.set_random_seed(0)
+    extractor = imaging.build_feature_extractor("mobilenet_v2", "none", input_size=64)
+    layer = imaging.BACKBONES["mobilenet_v2"].ood_layer
+    images = np.random.default_rng(6).uniform(0, 255, (24, 64, 64, 3)).astype(np.float32)
+    tapped = imaging.tap_only(extractor, layer)
+    density = ood.fit_feature_density(imaging.pooled_outputs(tapped, images), np.repeat(["a", "b"], 12))
+    dense = keras.layers.Dense(2)
+    dense.build((None, 1280))
+    heads = {"a": {"dense": dense, "cam_class": 1}}
+    guarded = imaging.build_cam_model(extractor, heads, symmetric_views=True, ood=density, ood_layer=layer)
+    plain = imaging.build_cam_model(extractor, heads, symmetric_views=True)
+    out = guarded.predict(images[:2], verbose=0)
+    assert np.allclose(out["a"], plain.predict(images[:2], verbose=0)["a"], atol=1e-6)
+    views = [np.rot90(images[:2], r, axes=(1, 2)) for r in range(4)]
+    views += [v[:, :, ::-1] for v in views]
+
+    def view_averaged(model):
+        return np.mean([imaging.pooled_outputs(model, np.ascontiguousarray(v)) for v in views], axis=0)
+
+    assert np.allclose(out["ood_score"], ood.score(density, view_averaged(tapped)), rtol=1e-3)
+    on_last_map = ood.fit_feature_density(imaging.pooled_outputs(extractor, images), np.repeat(["a", "b"], 12))
+    assert not np.allclose(out["ood_score"], ood.score(on_last_map, view_averaged(extractor)), rtol=1e-2)
+
+
 def test_two_backbone_graph_is_one_linear_head_over_both_feature_maps():
     """Concatenated maps under one head: the served logit map is each member's map through its share
     of the head's weights, summed (so the ensemble's CAM is exact), in the converted model too."""

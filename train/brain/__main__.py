@@ -30,7 +30,7 @@ from train.brain.data import MODALITIES, TASK, TUMOR_LABELS, TYPES, load_data, m
 from train.brain.evaluate import choose_thresholds, evaluate_variant, robustness_checks, test_metrics
 from train.brain.heads import backbone_features, fit_heads
 from train.brain.sources import leave_one_source_out
-from train.ood.evaluate import evaluate_image_model, write_evaluation
+from train.ood.evaluate import guard_contract
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,16 +70,14 @@ def main(argv: list[str] | None = None) -> None:
         latency_batch=data["images"][np.flatnonzero(split == "test")[:1]].astype(np.float32), latency_runs=20)
     outputs = shipped.outputs[shipped.name]
     thresholds = choose_thresholds(data, outputs["val"])
-    ood = core.ood.contract_block(density, outputs["val"]["ood_score"], features="the backbone's pooled last feature map")
     metrics, type_confusion = test_metrics(data, outputs["test"], thresholds)
     robustness = robustness_checks(shipped.model.content, data, split == "test", thresholds, args.seed)
     metrics["test_robustness"] = {**robustness, "slice": "test images, label agreement after a nuisance change"}
     if len(mri_sources(data)) > 1:
         metrics["leave_one_source_out"] = leave_one_source_out(data, args.backbone, args.seed)
-    ood_figures = evaluate_image_model(TASK, shipped.model.content, {
-        "ood": ood, "output": contract_output(thresholds),
-        "preprocessing": contract_preprocessing(args.backbone, data)}, seed=args.seed)
-    write_evaluation(TASK, ood_figures)
+    ood = guard_contract(TASK, shipped.model.content, density, outputs["val"]["ood_score"],
+                         features="the backbone's pooled last feature map", output=contract_output(thresholds),
+                         preprocessing=contract_preprocessing(args.backbone, data), seed=args.seed)
     plots = write_plots(data, split == "test", outputs["test"], thresholds, type_confusion, shipped.model.content,
                         args.seed)
 

@@ -28,8 +28,8 @@ from train.histopathology.cancernet import CANDIDATES, train_candidate
 from train.histopathology.card import write_card, write_plots
 from train.histopathology.data import LABELS, PATCH, PREPROCESSING, TASK, load_splits
 from train.histopathology.evaluate import MIN_SENSITIVITY, evaluate_variant, per_patient, predict_probability
-from train.ood.evaluate import evaluate_image_model, write_evaluation
-from train.histopathology.transfer_candidate import (OOD_LAYER, TRANSFER, train_transfer_candidate, transfer_size,
+from train.ood.evaluate import guard_contract
+from train.histopathology.transfer_candidate import (TRANSFER, train_transfer_candidate, transfer_size,
                                                      transfer_spec)
 
 REGION = {"tile": PATCH, "stride": PATCH, "min_edge_tile": 10,
@@ -80,7 +80,6 @@ def main(argv: list[str] | None = None) -> None:
     p_val = core.only_output(shipped.model.content, x_val)[:, 1]
     threshold = core.choose_threshold(y_val, p_val, min_sensitivity=MIN_SENSITIVITY)
     print(f"threshold {threshold}", flush=True)
-    ood = ood_guard(shipped.model.content, x_val, densities.get(name))
     test_metrics = core.binary_metrics(y_test, p_test, threshold["threshold"])
     spread = per_patient(y_test, p_test, patients_test, threshold["threshold"])
     print(f"test: {core.rounded({k: v for k, v in test_metrics.items() if k != 'confusion'})}", flush=True)
@@ -89,9 +88,8 @@ def main(argv: list[str] | None = None) -> None:
 
     output = {"labels": LABELS, "positive_label": "idc", "threshold": threshold["threshold"],
               "threshold_rule": threshold["rule"], "region": REGION}
-    if ood:
-        write_evaluation(TASK, evaluate_image_model(TASK, shipped.model.content, {
-            "ood": ood, "output": output, "preprocessing": {"in_runtime": PREPROCESSING.to_metadata()}}, seed=args.seed))
+    ood = ood_guard(shipped.model.content, x_val, densities.get(name), imaging.BACKBONES[args.backbone].ood_layer,
+                    output, args.seed)
 
     # ## model.json, training.json, plots and the card
     plots = write_plots(history, y_val, x_val, model, y_test, p_test, test_metrics, spread, x_test, shipped.model,
@@ -120,14 +118,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"done in {time.time() - started:.0f} s", flush=True)
 
 
-def ood_guard(content: bytes, x_val: np.ndarray, density: dict[str, Any] | None) -> dict[str, Any] | None:
-    """model.json's ``ood`` from the shipped artifact's validation scores (None: a CancerNet candidate
-    won, and it has no score)."""
+def ood_guard(content: bytes, x_val: np.ndarray, density: dict[str, Any] | None, layer: str, output: dict[str, Any],
+              seed: int) -> dict[str, Any] | None:
+    """model.json's ``ood`` (``guard_contract``; None: a CancerNet candidate won, and it has no score)."""
     if density is None:
         return None
-    return core.ood.contract_block(density, core.tflite_outputs(content, x_val)["ood_score"],
-                                   features=f"the tuned backbone's pooled {OOD_LAYER} map (a layer before "
-                                                    "the last stage)")
+    return guard_contract(TASK, content, density, core.tflite_outputs(content, x_val)["ood_score"],
+                          features=f"the tuned backbone's pooled {layer} map (a layer before the last stage)",
+                          output=output, preprocessing={"in_runtime": PREPROCESSING.to_metadata()}, seed=seed)
 
 
 def train_candidates(args, splits, tuning_record: dict[str, Any], transfer_px: int) -> tuple[dict[str, tuple], dict]:

@@ -13,10 +13,6 @@ from train import core, imaging
 from train.histopathology.data import PATCH, TASK
 
 TRANSFER = "mobilenet_v2_tuned"  # the candidate built on a backbone tuned by train.finetune (any input size)
-# The score's layer, measured (AUROC, test patches vs other tasks' images, photographs, synthetic images, noise):
-# out_relu 0.31-1.0, block_16 0.87-1.0, block_10 0.995-1.0 (history.md): the tuned last stages map non-tissue
-# onto the classes.
-OOD_LAYER = "block_10_expand_relu"
 TRANSFER_SIZE = 96  # backbone input (50 px patches upscaled in-graph) when the tuning record does not say
 
 
@@ -24,8 +20,8 @@ def train_transfer_candidate(splits, *, backbone: str, weights: str, tuning: dic
     """MobileNetV2 whose every layer ``train.finetune`` tuned on augmented IDC patches (50 px
     upscaled in-graph to ``size``, the side it was tuned at, so the served model still takes 50x50 patches), then a
     linear softmax head fitted on its pooled features, L2 chosen on validation AUC, and the
-    out-of-distribution score of the pooled ``OOD_LAYER`` features (``core.ood``, outputs ``probabilities``
-    and ``ood_score``). Returns the model, the tuning run's per-epoch curves (from ``tuning``, that run's
+    out-of-distribution score (``core.ood``) of the pooled map of the backbone's ``ood_layer``
+    (``imaging.BACKBONES``); outputs ``probabilities`` and ``ood_score``. Returns the model, the tuning run's per-epoch curves (from ``tuning``, that run's
     record) and the score's constants."""
     import keras
     from keras import layers
@@ -38,13 +34,11 @@ def train_transfer_candidate(splits, *, backbone: str, weights: str, tuning: dic
     head = imaging.select_linear_head(
         features["train"], splits["train"][1], 2, val=(features["val"], y_val), seed=seed, name="probabilities",
         score=lambda p: core.binary_metrics(y_val, p[:, 1], 0.5)["roc_auc"])
-    tapped = imaging.tapped_extractor(extractor, OOD_LAYER)
-    tap_only = keras.Model(tapped.input, tapped.outputs[1])
+    ood_layer = imaging.BACKBONES[backbone].ood_layer
     density = core.ood.fit_feature_density(
-        imaging.pooled_features(TASK, f"{tag}_{OOD_LAYER}_train", tap_only, splits["train"][0]),
-        splits["train"][1].astype(str))
+        imaging.guard_training_features(TASK, tag, extractor, ood_layer, splits["train"][0]), splits["train"][1].astype(str))
     inputs = keras.Input((PATCH, PATCH, 3), name="patch")
-    feature_map, tap_map = tapped(inputs)
+    feature_map, tap_map = imaging.tapped_extractor(extractor, ood_layer)(inputs)
     outputs = {"probabilities": head["dense"](layers.GlobalAveragePooling2D()(feature_map)),
                "ood_score": core.ood.score_layer(density, tap_map)}
     model = keras.Model(inputs, outputs, name=TRANSFER)

@@ -47,7 +47,7 @@ def average_symmetric_views(maps):
 
 
 def build_cam_model(extractor, heads: dict[str, Any], *, symmetric_views: bool = False,
-                    ood: dict[str, Any] | None = None):
+                    ood: dict[str, Any] | None = None, ood_layer: str | None = None):
     """Serving graph: features → every head applied per cell → pooled logits → softmax.
 
     Outputs a dict: ``<head>`` probabilities for each head and ``<head>_cam`` logit maps (of class
@@ -57,13 +57,20 @@ def build_cam_model(extractor, heads: dict[str, Any], *, symmetric_views: bool =
     features and the CAM stays exact; averaging the logit maps rather than the features keeps the
     graph exportable to ONNX (tf2onnx mis-infers the head's MatMul after the view transposes).
     ``ood``: the constants of ``ood.fit_feature_density``; adds the ``ood_score`` output, computed
-    on the pooled features (averaged over the views when there are 8).
+    on the pooled features (averaged over the views when there are 8) of the last map, or of the
+    backbone's ``ood_layer`` map (same backbone pass, ``backbones.tapped_extractor``).
     """
     import keras
     from keras import layers, ops
 
+    from train.imaging.backbones import tapped_extractor
+
     inputs = keras.Input(extractor.input_shape[1:], name="image")
-    feature_map = extractor(stack_symmetric_views(inputs) if symmetric_views else inputs)
+    views = stack_symmetric_views(inputs) if symmetric_views else inputs
+    if ood_layer is not None:
+        feature_map, ood_map = tapped_extractor(extractor, ood_layer)(views)
+    else:
+        feature_map = ood_map = extractor(views)
     outputs = {}
     for name, head in heads.items():
         dense = layers.Dense(head["dense"].units, name=f"{name}_logit_map")
@@ -77,7 +84,7 @@ def build_cam_model(extractor, heads: dict[str, Any], *, symmetric_views: bool =
     if ood is not None:
         from train.core.ood import score_layer
 
-        outputs["ood_score"] = score_layer(ood, feature_map, views=len(SQUARE_SYMMETRIES) if symmetric_views else 1)
+        outputs["ood_score"] = score_layer(ood, ood_map, views=len(SQUARE_SYMMETRIES) if symmetric_views else 1)
     return keras.Model(inputs, outputs, name="transfer_cam")
 
 

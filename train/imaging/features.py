@@ -29,6 +29,14 @@ def cached_maps(task: str, tag: str, model, images: np.ndarray) -> np.ndarray:
                             lambda chunk: feature_maps(model, chunk).astype(np.float16), f"maps {tag}")
 
 
+def guard_training_features(task: str, tag: str, extractor, layer: str, train_images: np.ndarray) -> np.ndarray:
+    """The out-of-distribution score's fitting features: backbone ``layer``'s map of the training
+    images, pooled, cached as ``<tag>_<layer>_train`` (``tag`` names the extractor's weights)."""
+    from train.imaging.backbones import tap_only
+
+    return pooled_features(task, f"{tag}_{layer}_train", tap_only(extractor, layer), train_images)
+
+
 def pooled_outputs(model, inputs: np.ndarray) -> np.ndarray:
     """``model``'s output maps, globally average-pooled, 256 inputs at a time (not cached)."""
     return np.concatenate([feature_maps(model, inputs[start : start + 256]).mean(axis=(1, 2))

@@ -119,6 +119,18 @@ def goals(result: dict[str, Any]) -> dict[str, Any]:
                         and result["in_distribution"]["refused"] <= 0.01)}
 
 
+def guard_contract(task: str, content: bytes, density: dict[str, Any], val_scores: np.ndarray, *, features: str,
+                   output: dict[str, Any], preprocessing: dict[str, Any], seed: int) -> dict[str, Any]:
+    """model.json's ``ood`` from the shipped artifact's validation scores (``core.ood.contract_block``),
+    measured on the test split and the families through that artifact (writes ood_evaluation.json)."""
+    from train.core.ood import contract_block
+
+    ood = contract_block(density, val_scores, features=features)
+    write_evaluation(task, evaluate_image_model(task, content, {"ood": ood, "output": output,
+                                                                "preprocessing": preprocessing}, seed=seed))
+    return ood
+
+
 def write_evaluation(task: str, result: dict[str, Any]) -> None:
     from train.core import function_dir, rounded
 

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from train import core, imaging
-from train.ood.evaluate import evaluate_image_model, write_evaluation
+from train.ood.evaluate import guard_contract
 from train.skin.candidates import (ENSEMBLE_RULE, SYMMETRIC_VIEWS_TEXT, candidate_table, choose_candidate,
-                                   fine_tuning_record, screen_input_sizes, train_candidates, with_views)
+                                   fine_tuning_record, guard_features, screen_input_sizes, train_candidates, with_views)
 from train.skin.card import write_card, write_plots
 from train.skin.data import LABELS, SOURCES, TASK, load_data
 from train.skin.evaluate import evaluate_variant, operating_points, test_metrics
@@ -58,8 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     choice = choose_candidate(results)
     chosen = results[choice]
     print(f"chosen on validation: {choice}, l2 {chosen['l2']}", flush=True)
-    density = core.ood.fit_feature_density(chosen["features"][split == "train"], ood_groups(data)[split == "train"])
-    model, views, symmetric_views = with_views(chosen, data, density)
+    ood_features, ood_layer = guard_features(args, chosen, data)
+    density = core.ood.fit_feature_density(ood_features, ood_groups(data)[split == "train"])
+    model, views, symmetric_views = with_views(chosen, data, density, ood_layer)
     core.export_saved_model(model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)
 
     # ## Convert, threshold on validation, evaluate on test (through TFLite)
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     output = {"labels": LABELS, "positive_label": "melanoma", "tensor": "melanoma", "cam_tensor": "melanoma_cam",
               "threshold": threshold["threshold"], "threshold_rule": threshold["rule"],
               "alternative_thresholds": {"every_source": every_source}}
-    ood = ood_guard(density, shipped, data, symmetric_views, output, args.seed)
+    ood = ood_guard(density, ood_layer, shipped, data, symmetric_views, output, args.seed)
 
     # ## model.json, training.json and the card
     two_backbones = chosen.get("backbones", 1) == 2
@@ -107,14 +108,14 @@ def ood_groups(data: dict[str, Any]) -> np.ndarray:
     return np.char.add(np.char.add(data["source"].astype(str), "/"), np.asarray(LABELS)[data["y"]])
 
 
-def ood_guard(density: dict[str, Any], shipped, data: dict[str, Any], symmetric_views: bool, output: dict[str, Any],
-              seed: int) -> dict[str, Any]:
-    """model.json's ``ood`` from the shipped artifact's validation scores; writes ood_evaluation.json."""
-    features = "the backbone's pooled last feature map" + (", averaged over the 8 views" if symmetric_views else "")
-    ood = core.ood.contract_block(density, shipped.outputs[shipped.name]["ood_val"], features=features)
-    write_evaluation(TASK, evaluate_image_model(TASK, shipped.model.content, {
-        "ood": ood, "output": output, "preprocessing": {"in_runtime": data["preprocessing"].to_metadata()}}, seed=seed))
-    return ood
+def ood_guard(density: dict[str, Any], layer: str | None, shipped, data: dict[str, Any], symmetric_views: bool,
+              output: dict[str, Any], seed: int) -> dict[str, Any]:
+    """model.json's ``ood`` (``guard_contract``), the features named."""
+    features = (f"the backbone's pooled {layer or 'last feature'} map"
+                + (", averaged over the 8 views" if symmetric_views else ""))
+    return guard_contract(TASK, shipped.model.content, density, shipped.outputs[shipped.name]["ood_val"],
+                          features=features, output=output,
+                          preprocessing={"in_runtime": data["preprocessing"].to_metadata()}, seed=seed)
 
 
 def training_record(args, results, choice: str, views, symmetric_views: bool, threshold, started: float) -> dict:

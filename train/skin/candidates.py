@@ -158,8 +158,22 @@ def all_layers_candidate(args: argparse.Namespace, data: dict[str, Any], constan
     pooled = imaging.pooled_outputs(extractor, images)  # not cached: these weights exist only in this run
     mirrored = imaging.pooled_outputs(extractor, images[split == "train"][:, :, ::-1])
     return {**fit_head(pooled, [mirrored], y, source, split, args.seed), "features": pooled, "extractor": extractor,
-            "constancy": constancy, "fine_tuning": whole,
+            "constancy": constancy, "fine_tuning": whole, "every_layer_tuned": True,
             "augmentation": f"{whole['augmentation']} for tuning; horizontal flips for the head"}
+
+
+def guard_features(args: argparse.Namespace, chosen: dict[str, Any], data: dict[str, Any]) -> tuple[np.ndarray, str | None]:
+    """(training features of the out-of-distribution score, the backbone layer they are pooled from; None:
+    the last map). The layer lies below the last stage, so a frozen and a last-stage-tuned candidate
+    share its cached features; two concatenated backbones have no one layer and keep the last map."""
+    train_images = data["images"][data["split"] == "train"]
+    layer = imaging.BACKBONES[args.backbone].ood_layer
+    if layer is None or chosen.get("backbones", 1) > 1:
+        return chosen["features"][data["split"] == "train"], None
+    if chosen.get("every_layer_tuned"):  # these weights exist only in this run
+        return imaging.pooled_outputs(imaging.tap_only(chosen["extractor"], layer), train_images), layer
+    tag = feature_cache_tag(args, args.weights, chosen["constancy"])
+    return imaging.guard_training_features(TASK, tag, chosen["extractor"], layer, train_images), layer
 
 
 def fine_tuning_record(results: dict[str, dict[str, Any]], choice: str) -> dict[str, Any]:
@@ -175,18 +189,20 @@ def candidate_table(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, A
             for key, r in results.items()}
 
 
-def with_views(chosen: dict[str, Any], data: dict[str, Any], density: dict[str, Any]):
+def with_views(chosen: dict[str, Any], data: dict[str, Any], density: dict[str, Any], ood_layer: str | None):
     """(serving model, validation mean AUC per view count, whether 8 views ship). Dermoscopy has no up
     or left: averaging the features over the image's 8 flips and rotations competes on validation
     like every other choice (it costs 8× the compute per image). ``density``: the out-of-distribution
-    score's constants (``core.ood``), on the features the served views average."""
+    score's constants (``core.ood``), on the features of ``ood_layer`` the served views average."""
     y, source, split = data["y"], data["source"], data["split"]
     heads = {"melanoma": {"dense": chosen["dense"], "cam_class": 1}}
-    symmetric = imaging.build_cam_model(chosen["extractor"], heads, symmetric_views=True, ood=density)
+    symmetric = imaging.build_cam_model(chosen["extractor"], heads, symmetric_views=True, ood=density,
+                                       ood_layer=ood_layer)
     p_symmetric = symmetric.predict(data["images"][split == "val"].astype(np.float32), batch_size=8,
                                     verbose=0)["melanoma"][:, 1]
     views = {"1": chosen["score"], "8": mean_val_auc(p_symmetric, y, source, split)}
     symmetric_views = chosen_views(views) == "8"
     print(f"validation mean AUC, 1 view {views['1']:.4f}, 8 symmetric views {views['8']:.4f}", flush=True)
-    model = symmetric if symmetric_views else imaging.build_cam_model(chosen["extractor"], heads, ood=density)
+    model = symmetric if symmetric_views else imaging.build_cam_model(
+        chosen["extractor"], heads, ood=density, ood_layer=ood_layer)
     return model, views, symmetric_views
