@@ -354,6 +354,10 @@ def test_a_tapped_extractor_serves_the_last_map_and_an_earlier_one_from_one_back
     assert earlier.shape == (3, 6, 6, 384)  # block 10's expansion at 96 px: 1/16 of the side, 6 x 64 channels
     layer = imaging.backbone_of(extractor).get_layer("block_10_expand_relu")
     assert layer in imaging.backbone_of(tapped).layers  # the same layers, not a copy
+    guarded_last, guarded_earlier = (np.asarray(m) for m in imaging.guard_maps(extractor, images, "block_10_expand_relu"))
+    assert np.allclose(guarded_last, last, atol=1e-5) and np.allclose(guarded_earlier, earlier, atol=1e-5)
+    plain_last, same_map = imaging.guard_maps(extractor, images, None)  # no layer named: the guard reads the last map
+    assert same_map is plain_last and np.allclose(np.asarray(plain_last), last, atol=1e-5)
 
 
 def test_symmetric_views_make_the_served_answer_ignore_flips_and_rotations():

@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     extractor = imaging.build_feature_extractor(args.backbone, args.weights)
     features, fine_tuning = backbone_features(args, data, extractor)
     heads, choices = fit_heads(features, data, args.seed)
-    # The last map, not BACKBONES' ood_layer: on the int8 artifact block_10 refused every other-task image but
-    # only 67% of the photographs (AUROC 0.88; the last map: 94% / 100%), history.md
+    # The last map, not BACKBONES' ood_layer: on the int8 artifact, block_10 refused every other-task image but
+    # only 67% of the photographs (AUROC 0.88); the last map refuses 94% and 100% (history.md)
     density = core.ood.fit_feature_density(features[split == "train"], ood_groups(data)[split == "train"])
     model = imaging.build_cam_model(extractor, heads, ood=density)
     core.export_saved_model(model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)

@@ -21,7 +21,8 @@ def train_transfer_candidate(splits, *, backbone: str, weights: str, tuning: dic
     upscaled in-graph to ``size``, the side it was tuned at, so the served model still takes 50x50 patches), then a
     linear softmax head fitted on its pooled features, L2 chosen on validation AUC, and the
     out-of-distribution score (``core.ood``) of the pooled map of the backbone's ``ood_layer``
-    (``imaging.BACKBONES``); outputs ``probabilities`` and ``ood_score``. Returns the model, the tuning run's per-epoch curves (from ``tuning``, that run's
+    (``imaging.BACKBONES``; the last map when it names none); outputs ``probabilities`` and
+    ``ood_score``. Returns the model, the tuning run's per-epoch curves (from ``tuning``, that run's
     record) and the score's constants."""
     import keras
     from keras import layers
@@ -35,10 +36,11 @@ def train_transfer_candidate(splits, *, backbone: str, weights: str, tuning: dic
         features["train"], splits["train"][1], 2, val=(features["val"], y_val), seed=seed, name="probabilities",
         score=lambda p: core.binary_metrics(y_val, p[:, 1], 0.5)["roc_auc"])
     ood_layer = imaging.BACKBONES[backbone].ood_layer
-    density = core.ood.fit_feature_density(
-        imaging.guard_training_features(TASK, tag, extractor, ood_layer, splits["train"][0]), splits["train"][1].astype(str))
+    ood_train = (imaging.guard_training_features(TASK, tag, extractor, ood_layer, splits["train"][0]) if ood_layer
+                 else features["train"])
+    density = core.ood.fit_feature_density(ood_train, splits["train"][1].astype(str))
     inputs = keras.Input((PATCH, PATCH, 3), name="patch")
-    feature_map, tap_map = imaging.tapped_extractor(extractor, ood_layer)(inputs)
+    feature_map, tap_map = imaging.guard_maps(extractor, inputs, ood_layer)
     outputs = {"probabilities": head["dense"](layers.GlobalAveragePooling2D()(feature_map)),
                "ood_score": core.ood.score_layer(density, tap_map)}
     model = keras.Model(inputs, outputs, name=TRANSFER)

@@ -12,7 +12,7 @@ from train.imaging.augmentation import (anatomy_augmentation, augmentation_text,
                                         grey_intensity_layer, hed_jitter_layer, tissue_augmentation)
 from train.imaging.backbones import (BACKBONES, DEFAULT_WEIGHTS, BackboneSpec, backbone_constructor, backbone_of,
                                      build_feature_extractor, cache_tag, concatenated_extractor, resolve_weights,
-                                     split_extractor, tap_only, tapped_extractor)
+                                     guard_maps, split_extractor, tap_only, tapped_extractor)
 from train.imaging.cam import (SQUARE_SYMMETRIES, apply_symmetry, average_symmetric_views, build_cam_model,
                                plot_cam_examples, stack_symmetric_views)
 from train.imaging.datasets import load_images, load_manifest
@@ -32,7 +32,7 @@ __all__ = [
     "backbone_constructor", "backbone_of", "backbone_tuning_text", "build_cam_model",
     "build_feature_extractor", "cache_tag", "cached_in_chunks", "cached_maps", "concatenated_extractor",
     "dermoscopy_augmentation", "feature_maps", "file_sha256", "fine_tune_last_stage", "fine_tune_top",
-    "fine_tune_whole_backbone", "fine_tuning_text", "grey_intensity_layer", "guard_training_features", "head_probabilities", "hed_jitter_layer",
+    "fine_tune_whole_backbone", "fine_tuning_text", "grey_intensity_layer", "guard_maps", "guard_training_features", "head_probabilities", "hed_jitter_layer",
     "load_images", "load_manifest",
     "plot_cam_examples", "pooled_features", "pooled_outputs", "recorded_fine_tuning", "resolve_weights",
     "select_linear_head", "set_trainable_except_batch_norm", "split_extractor", "stack_symmetric_views",

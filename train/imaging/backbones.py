@@ -32,8 +32,9 @@ class BackboneSpec:
     input_size: int
     scaling: str  # in-graph: "tf" (x/127.5 - 1), "lite" ((x-127)/128), "caffe" (BGR, ImageNet means), "none" (model scales itself)
     fine_tune_from: str  # first layer of the last stage: CPU fine-tuning trains from its input onwards
-    # The map the out-of-distribution score reads (None: the last one). A backbone tuned end to end maps
-    # what is not its kind of image onto its classes by the last stages; measured in history.md.
+    # The map the out-of-distribution score of skin and histopathology reads (None: the last one; brain keeps
+    # the last map, its history says why). A backbone tuned end to end maps what is not its kind of image
+    # onto its classes by the last stages; measured in history.md.
     ood_layer: str | None = None
 
 
@@ -195,6 +196,16 @@ def tapped_extractor(extractor, layer: str):
     both = keras.Model(backbone.input, [backbone.output, backbone.get_layer(layer).output])
     preprocessed = extractor.get_layer("backbone_preprocess").output
     return keras.Model(extractor.input, both(preprocessed), name=f"{extractor.name}_tapped")
+
+
+def guard_maps(extractor, inputs, layer: str | None):
+    """(the last conv map, the map the out-of-distribution score reads) of ``inputs``: backbone
+    ``layer``'s from the same pass (``tapped_extractor``), or the last map itself when ``layer`` is None."""
+    if layer is None:
+        feature_map = extractor(inputs)
+        return feature_map, feature_map
+    feature_map, tap_map = tapped_extractor(extractor, layer)(inputs)
+    return feature_map, tap_map
 
 
 def tap_only(extractor, layer: str):

@@ -58,19 +58,15 @@ def build_cam_model(extractor, heads: dict[str, Any], *, symmetric_views: bool =
     graph exportable to ONNX (tf2onnx mis-infers the head's MatMul after the view transposes).
     ``ood``: the constants of ``ood.fit_feature_density``; adds the ``ood_score`` output, computed
     on the pooled features (averaged over the views when there are 8) of the last map, or of the
-    backbone's ``ood_layer`` map (same backbone pass, ``backbones.tapped_extractor``).
+    backbone's ``ood_layer`` map (same backbone pass, ``backbones.guard_maps``).
     """
     import keras
     from keras import layers, ops
 
-    from train.imaging.backbones import tapped_extractor
+    from train.imaging.backbones import guard_maps
 
     inputs = keras.Input(extractor.input_shape[1:], name="image")
-    views = stack_symmetric_views(inputs) if symmetric_views else inputs
-    if ood_layer is not None:
-        feature_map, ood_map = tapped_extractor(extractor, ood_layer)(views)
-    else:
-        feature_map = ood_map = extractor(views)
+    feature_map, ood_map = guard_maps(extractor, stack_symmetric_views(inputs) if symmetric_views else inputs, ood_layer)
     outputs = {}
     for name, head in heads.items():
         dense = layers.Dense(head["dense"].units, name=f"{name}_logit_map")
