@@ -23,6 +23,7 @@ from .docs import DocsSite
 from .gateway import Gateway
 from .pool import EnvironmentPool, side_by_side
 from .ports import PortAllocator
+from .stop_request import StopRequest
 from .template import REPO_ROOT, FunctionSpec, binary_media_types, function_specs, load_template
 from .usage_plan import Limits, UsagePlan
 
@@ -83,9 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: the local API cannot start: {reason}", file=sys.stderr, flush=True)
         return 2
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopRequest().on_signals(signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     try:
         pools = start_pools(specs, concurrency, PortAllocator(args.function_port))
     except Exception as exc:  # emulator missing, a port taken, a runtime that would not start
@@ -108,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         except BaseException as exc:  # a crashed gateway takes the functions with it
             failure.append(exc)
         finally:
-            stop.set()
+            stop.request()
 
     threading.Thread(target=serve, name="gateway", daemon=True).start()
     try:

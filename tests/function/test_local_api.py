@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import http.client
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -113,6 +114,22 @@ def test_a_supervisors_sigterm_to_make_serve_leaves_no_process_behind(bodies, tm
         assert len(processes) >= 1 + len(function_specs()) + 2  # serve, one emulator each, two runtimes
         served.signal_group(signal.SIGTERM)
         assert wait_until_ended([served.pid, *processes], timeout_s=10) == []
+    finally:
+        served.kill()
+
+
+@pytest.mark.parametrize("round_", range(2))  # one burst caught the old lock-taking handler 8 times in 10
+def test_a_burst_of_sigterms_still_stops_the_local_api(round_, tmp_path):
+    # make passes a group's SIGTERM on to its child, so signals can land inside the handler's run.
+    served = LocalApi([sys.executable, "-m", "local.serve", "leukemia"], env={"API_KEY": KEY},
+                      log_path=tmp_path / "serve.log").start()
+    try:
+        for _ in range(3000):
+            try:
+                os.kill(served.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                break
+        assert served.wait(timeout_s=10) == 0
     finally:
         served.kill()
 
