@@ -39,10 +39,11 @@ def render_model_schema() -> str:
     return json.dumps(build_model_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
+# The template first: the OpenAPI document is built from the routes it states.
 GENERATED: dict[Path, Callable[[], str]] = {
+    TEMPLATE_FILE: lambda: template_with_functions(TEMPLATE_FILE.read_text()),
     OPENAPI_FILE: lambda: render(build_document()),
     MODEL_SCHEMA_FILE: render_model_schema,
-    TEMPLATE_FILE: lambda: template_with_functions(TEMPLATE_FILE.read_text()),
 }
 
 

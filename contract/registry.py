@@ -30,10 +30,15 @@ class TaskEntry:
     input: Literal["image", "expression"]
     summary: str
 
+    @property
+    def route_names(self) -> tuple[str, ...]:
+        """The posts, ``uploads`` for an image task (its routes take S3 inputs), ``model``, ``health``."""
+        return (*self.posts, *(("uploads",) if self.input == "image" else ()), "model", "health")
+
     def routes(self) -> tuple[tuple[str, str], ...]:
         """(METHOD, path) of every route the task's function serves, as the template states them."""
-        return (*(("POST", f"/{self.prefix}/{name}") for name in self.posts),
-                ("GET", f"/{self.prefix}/model"), ("GET", f"/{self.prefix}/health"))
+        return tuple(("GET" if name in ("model", "health") else "POST", f"/{self.prefix}/{name}")
+                     for name in self.route_names)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,14 +57,37 @@ def logical_id(task: str) -> str:
     return "".join(part.title() for part in task.split("_")) + "Function"
 
 
+# What an image function needs of the input bucket, and no more: read any object (S3 inputs),
+# list the bucket (so a missing key is S3's 404, not a 403 that hides it), and sign uploads under
+# its own prefix (a presigned URL acts with the signer's permission).
+_INPUT_BUCKET_ACCESS = """\
+      Environment:
+        Variables:
+          ONCOSERVE_INPUT_BUCKET: !Ref InputBucket
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: s3:GetObject
+              Resource: !Sub "${{InputBucket.Arn}}/*"
+            - Effect: Allow
+              Action: s3:ListBucket
+              Resource: !GetAtt InputBucket.Arn
+            - Effect: Allow
+              Action: s3:PutObject
+              Resource: !Sub "${{InputBucket.Arn}}/uploads/{prefix}/*"
+"""
+
+
 def function_block(task: str, entry: TaskEntry) -> str:
     events = "".join(
         f"        {name.title()}:\n"
         f"          Type: Api\n"
         f"          Properties: {{RestApiId: !Ref OncoServeApi, Path: {path}, Method: {method.lower()}}}\n"
-        for name, (method, path) in zip([*entry.posts, "model", "health"], entry.routes()))
+        for name, (method, path) in zip(entry.route_names, entry.routes()))
     return (f"  {logical_id(task)}:\n    Type: AWS::Serverless::Function\n    Properties:\n"
-            f"      PackageType: Image\n      MemorySize: {entry.memory_mb}\n      Events:\n{events}"
+            f"      PackageType: Image\n      MemorySize: {entry.memory_mb}\n"
+            f"{_INPUT_BUCKET_ACCESS.format(prefix=entry.prefix) if entry.input == 'image' else ''}"
+            f"      Events:\n{events}"
             f"    Metadata:\n      Dockerfile: Dockerfile\n      DockerContext: ./functions\n"
             f"      DockerTag: {entry.prefix}-v1\n      DockerBuildArgs: {{TASK: {task}}}\n")
 

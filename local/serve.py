@@ -5,7 +5,8 @@ Each function gets a pool of execution environments (``ONCOSERVE_CONCURRENCY``: 
 ``2,skin=4`` for per-task values). Environments listen on free ports unless
 ``ONCOSERVE_FUNCTION_PORT`` gives a first one. ``API_KEY`` sets the key; if unset one is generated
 and printed. The usage plan is the template's (``ONCOSERVE_THROTTLE_RATE_LIMIT``,
-``ONCOSERVE_THROTTLE_BURST_LIMIT``, ``ONCOSERVE_QUOTA_PER_DAY`` override it). Prints a line starting
+``ONCOSERVE_THROTTLE_BURST_LIMIT``, ``ONCOSERVE_QUOTA_PER_DAY`` override it). S3 inputs and uploads use a local stand-in for S3 (see
+:mod:`local.s3`; ``ONCOSERVE_S3_PORT`` picks its port). Prints a line starting
 ``ready:`` once it answers; SIGINT, SIGTERM and SIGHUP stop it and every process it started."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .docs import DocsSite
 from .gateway import Gateway
 from .pool import EnvironmentPool, side_by_side
 from .ports import PortAllocator
+from .s3 import LocalS3
 from .stop_request import StopRequest
 from .template import REPO_ROOT, FunctionSpec, binary_media_types, function_specs, load_template
 from .usage_plan import Limits, UsagePlan
@@ -46,10 +48,11 @@ def parse_concurrency(text: str, tasks: list[str]) -> dict[str, int]:
     return {task: per_task.get(task, default) for task in tasks}
 
 
-def start_pools(specs: list[FunctionSpec], concurrency: dict[str, int], ports: PortAllocator) -> list[EnvironmentPool]:
+def start_pools(specs: list[FunctionSpec], concurrency: dict[str, int], ports: PortAllocator,
+                env: dict[str, str] | None = None) -> list[EnvironmentPool]:
     logs = REPO_ROOT / "build" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    pools = [EnvironmentPool(spec, concurrency[spec.task], ports=ports, log_path=logs / f"{spec.task}.log")
+    pools = [EnvironmentPool(spec, concurrency[spec.task], ports=ports, log_path=logs / f"{spec.task}.log", env=env)
              for spec in specs]
     with ThreadPoolExecutor(max_workers=len(pools) or 1) as executor:
         failures = [f.exception() for f in [executor.submit(pool.start) for pool in pools]]
@@ -85,9 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     stop = StopRequest().on_signals(signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    s3 = LocalS3(int(os.environ.get("ONCOSERVE_S3_PORT", "0")))
     try:
-        pools = start_pools(specs, concurrency, PortAllocator(args.function_port))
+        s3.start()
+        pools = start_pools(specs, concurrency, PortAllocator(args.function_port), env=s3.function_env)
     except Exception as exc:  # emulator missing, a port taken, a runtime that would not start
+        s3.stop()
         gateway_server.server_close()
         print(f"error: the local API cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -123,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"try: curl -s -X POST http://127.0.0.1:{port}/leukemia/predict -H 'x-api-key: <key>' "
               "-H 'Content-Type: application/json' -d @events/generated/leukemia/ok_aml.body.json")
         print(f"docs: http://127.0.0.1:{port}/docs (Swagger UI; the contract at /openapi.json)")
+        print(f"S3 inputs and uploads: bucket {s3.bucket} on {s3.endpoint} (moto: a local stand-in for S3, "
+              "not S3 itself)")
         print(f"ready: http://127.0.0.1:{port}", flush=True)
         stop.wait()
     finally:
@@ -130,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             gateway_server.shutdown()
         gateway_server.server_close()
         stop_pools(pools)
+        s3.stop()
     if failure:
         print(f"error: the gateway failed: {failure[0]!r}; every function was stopped", file=sys.stderr, flush=True)
         return 1

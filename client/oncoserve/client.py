@@ -11,7 +11,7 @@ from typing import Any, Callable
 import httpx
 
 from .errors import ApiError
-from .inputs import ExpressionSource, ImageSource, expression_body, image_body
+from .inputs import MAX_INLINE_BYTES, ExpressionSource, ImageSource, expression_body, image_body, image_bytes, media_type
 
 DEFAULT_URL = "http://127.0.0.1:3000"  # the local API (make serve)
 _TASK_OPTIONS = {"brain": {"modality", "explain", "frame", "ood"}, "skin": {"explain", "frame", "ood"},
@@ -44,21 +44,21 @@ class Client:
     def brain(self, image: ImageSource, *, modality: str | None = None, explain: bool = False,
               frame: int | None = None, ood: str | None = None) -> dict[str, Any]:
         """Tumour vs healthy on a CT/MRI slice (PNG, JPEG, DICOM path or bytes, or a URL)."""
-        return self._post("/brain/predict", {**image_body(image), **_options(modality=modality, explain=explain,
+        return self._post("/brain/predict", {**self._image("/brain", image), **_options(modality=modality, explain=explain,
                                                                             frame=frame, ood=ood)})
 
     def skin(self, image: ImageSource, *, explain: bool = False, frame: int | None = None,
              ood: str | None = None) -> dict[str, Any]:
         """Melanoma vs benign on a dermoscopy image."""
-        return self._post("/skin/predict", {**image_body(image), **_options(explain=explain, frame=frame, ood=ood)})
+        return self._post("/skin/predict", {**self._image("/skin", image), **_options(explain=explain, frame=frame, ood=ood)})
 
     def histopathology(self, image: ImageSource, *, ood: str | None = None) -> dict[str, Any]:
         """IDC or not for one ~50x50 H&E patch."""
-        return self._post("/histopathology/predict", {**image_body(image), **_options(ood=ood)})
+        return self._post("/histopathology/predict", {**self._image("/histopathology", image), **_options(ood=ood)})
 
     def histopathology_region(self, image: ImageSource, *, ood: str | None = None) -> dict[str, Any]:
         """A larger H&E region: the p(IDC) grid, IDC area fraction and a heatmap PNG."""
-        return self._post("/histopathology/region", {**image_body(image), **_options(ood=ood)})
+        return self._post("/histopathology/region", {**self._image("/histopathology", image), **_options(ood=ood)})
 
     def leukemia(self, expression: ExpressionSource, *, ood: str | None = None) -> dict[str, Any]:
         """ALL vs AML from a Golub profile: a mapping gene → value, or a CSV/JSON file."""
@@ -86,6 +86,27 @@ class Client:
         if unsupported:
             raise ValueError(f"{task} takes no {', '.join(unsupported)} option")
         return method(source, **chosen)
+
+    def upload(self, task: str, source: ImageSource) -> dict[str, str]:
+        """Put a file into the API's input bucket through a presigned URL; return the ``{"bucket",
+        "key"}`` to send as ``s3``. The image methods do this by themselves for files over 4 MiB."""
+        data = image_bytes(source)
+        if data is None:
+            raise ValueError("a URL is fetched by the API, not uploaded")
+        answer = self._post(f"{TASKS[task.replace('-', '_')]}/uploads", {"content_type": media_type(data), "bytes": len(data)})
+        upload = answer["upload"]
+        # Straight to S3, without the API key: the signed URL is the permission.
+        response = httpx.request(upload["method"], upload["url"], content=data, headers=upload["headers"],
+                                 timeout=self._http.timeout)
+        if response.status_code != 200:
+            raise ApiError(response.status_code, "upload_failed", f"S3 refused the upload: {response.text[:200]}")
+        return answer["s3"]
+
+    def _image(self, prefix: str, source: ImageSource) -> dict[str, Any]:
+        data = image_bytes(source)
+        if data is not None and len(data) > MAX_INLINE_BYTES:
+            return {"s3": self.upload(prefix.strip("/"), data)}
+        return image_body(source)
 
     def model(self, task: str) -> dict[str, Any]:
         """The model's metadata: labels, thresholds, input contract, test metrics, licence, card."""

@@ -12,18 +12,33 @@ from typing import Any, Mapping, Union
 ImageSource = Union[str, os.PathLike, bytes]
 ExpressionSource = Union[Mapping[str, float], str, os.PathLike]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
+# Base64 grows a file by a third and a request is at most 6 MB: larger files go by upload.
+MAX_INLINE_BYTES = 4 * 1024 * 1024
+
+
+def image_bytes(source: ImageSource) -> bytes | None:
+    """The bytes of a path or of bytes; ``None`` for an http(s) URL (the API fetches it)."""
+    if isinstance(source, bytes):
+        return source
+    if isinstance(source, str) and source.startswith(("http://", "https://")):
+        return None
+    return Path(source).read_bytes()
 
 
 def image_body(source: ImageSource) -> dict[str, Any]:
-    """``{"url": …}`` for an http(s) URL (the API fetches it), else ``{"image": base64}`` of the
-    bytes or of the file at the path (PNG, JPEG or DICOM)."""
-    if isinstance(source, bytes):
-        data = source
-    elif isinstance(source, str) and source.startswith(("http://", "https://")):
-        return {"url": source}
-    else:
-        data = Path(source).read_bytes()
-    return {"image": base64.b64encode(data).decode("ascii")}
+    """``{"url": …}`` for an http(s) URL, else ``{"image": base64}`` of the bytes or of the file at
+    the path (PNG, JPEG or DICOM)."""
+    data = image_bytes(source)
+    return {"url": source} if data is None else {"image": base64.b64encode(data).decode("ascii")}
+
+
+def media_type(data: bytes) -> str:
+    """What an upload declares, from the file's own signature (the API decodes by content too)."""
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    return "application/dicom"
 
 
 def expression_body(source: ExpressionSource) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from typing import Any
 
 # module -> the names it exports
 _MODULE_EXPORTS: dict[str, str] = {
-    "errors": "ApiError BadRequestError MethodNotAllowedError ModelUnavailableError NotFoundError PayloadTooLargeError "
-              "UnprocessableEntityError UnsupportedMediaTypeError UpstreamFetchError",
+    "errors": "ApiError BadRequestError ForbiddenError MethodNotAllowedError ModelUnavailableError NotFoundError PayloadTooLargeError "
+              "ServiceUnavailableError UnprocessableEntityError UnsupportedMediaTypeError UpstreamFetchError",
     "explain": "cam_overlay normalise_cam",
     "fetch": "fetch_url is_public_address plan_fetch",
     "handler": "build_lambda_handler",

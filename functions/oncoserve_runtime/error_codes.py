@@ -39,6 +39,12 @@ CATALOGUE: dict[str, ErrorCode] = {
     "url_fetch_failed": ErrorCode(502, "The URL answered with a non-2xx status."),
     "url_too_many_redirects": ErrorCode(502, "The URL redirected too many times."),
     "url_content_too_large": ErrorCode(413, "The URL's content is over the image byte cap."),
+    # Images in the input bucket, and uploads to it
+    "s3_access_denied": ErrorCode(403, "A bucket other than the deployment's input bucket, or S3 refused the function's read."),
+    "s3_object_not_found": ErrorCode(422, "No such key in the input bucket (an upload that never arrived, or has expired)."),
+    "s3_object_too_large": ErrorCode(413, "The object is over the 64 MiB cap of an S3 input."),
+    "s3_unavailable": ErrorCode(502, "S3 did not answer, or failed, the read."),
+    "s3_not_configured": ErrorCode(503, "The deployment has no input bucket (ONCOSERVE_INPUT_BUCKET)."),
     # DICOM
     "corrupt_dicom": ErrorCode(422, "A DICOM file that cannot be read."),
     "dicom_without_pixel_data": ErrorCode(422, "A DICOM file with no image in it."),
@@ -69,7 +75,8 @@ JSON_BODY = ("missing_body", "invalid_body_encoding", "invalid_json", "payload_t
              "body_not_object", "invalid_request", "unsupported_media_type")
 IMAGE = ("invalid_base64", "image_too_large", "image_too_small", "not_an_image", "unsupported_image_format",
          "corrupt_image", "url_not_allowed", "url_unreachable", "url_timeout", "url_fetch_failed",
-         "url_too_many_redirects", "url_content_too_large")
+         "url_too_many_redirects", "url_content_too_large", "s3_access_denied", "s3_object_not_found",
+         "s3_object_too_large", "s3_unavailable", "s3_not_configured")
 DICOM = ("corrupt_dicom", "dicom_without_pixel_data", "unsupported_dicom_image", "unsupported_transfer_syntax",
          "frame_out_of_range", "too_many_frames")
 GUARDED = ("out_of_distribution",)

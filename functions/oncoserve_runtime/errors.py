@@ -38,6 +38,12 @@ class BadRequestError(ApiError):
     status = 400
 
 
+class ForbiddenError(ApiError):
+    """403: the request names something this function may not read (another bucket)."""
+
+    status = 403
+
+
 class NotFoundError(ApiError):
     """404: no such route on this function."""
 
@@ -72,6 +78,12 @@ class UpstreamFetchError(ApiError):
     """502: the image URL could not be fetched (unreachable, timed out, non-2xx)."""
 
     status = 502
+
+
+class ServiceUnavailableError(ApiError):
+    """503: a part of the deployment this request needs is missing (no input bucket)."""
+
+    status = 503
 
 
 class ModelUnavailableError(ApiError):

@@ -19,6 +19,7 @@ from .observability import logger, metrics, tracer
 from .requests import parse_body, validate_body
 from .routes import Route
 from .service_routes import service_routes
+from .upload_routes import takes_s3_inputs, upload_route
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -36,11 +37,14 @@ def _route_for(event: dict[str, Any], routes: Mapping[str, Route]) -> Route:
 
 
 def handler_routes(task: str, routes: list[Route]) -> list[Route]:
-    """``routes`` and the metadata and health routes under their common prefix (``/brain``)."""
+    """``routes``, the upload route when one of them takes S3 inputs, and the metadata and health
+    routes, under their common prefix (``/brain``)."""
     prefixes = {route.prefix for route in routes}
     if len(prefixes) != 1:
         raise ValueError(f"a function's routes share one prefix, got {sorted(prefixes)}")
-    return [*routes, *service_routes(task, prefixes.pop())]
+    prefix = prefixes.pop()
+    uploads = [upload_route(task, prefix)] if any(map(takes_s3_inputs, routes)) else []
+    return [*routes, *uploads, *service_routes(task, prefix)]
 
 
 def build_lambda_handler(task: str, model: ModelHandle, routes: list[Route]) -> LambdaHandler:

@@ -1,4 +1,4 @@
-"""Request schemas and body → model input: images (base64 or URL) and expression profiles."""
+"""Request schemas and body → model input: images (base64, URL or S3) and expression profiles."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from PIL import Image
 from .ood import POLICY_SCHEMA as OOD_POLICY_SCHEMA
 from .errors import BadRequestError, PayloadTooLargeError, UnprocessableEntityError
 from .fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, fetch_url
+from .s3_objects import S3_REFERENCE_SCHEMA, read_object
 from .image_decoding import DEFAULT_MAX_PIXELS, MAX_DICOM_FRAMES, decode_image, looks_like_dicom
 
 MAX_IMAGE_BYTES = DEFAULT_MAX_BYTES
@@ -29,16 +30,17 @@ FRAME_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_DICOM_FRAMES - 1
 
 
 def image_request_schema(**extra_properties: dict[str, Any]) -> dict[str, Any]:
-    """JSON schema: exactly one of ``image`` (base64) or ``url``, plus task options; nothing else."""
+    """JSON schema: exactly one of ``image`` (base64), ``url`` or ``s3``, plus task options; nothing else."""
     return {
         "type": "object",
         "properties": {
             "image": {"type": "string", "minLength": 1},
             "url": {"type": "string", "minLength": 1, "maxLength": 2048},
+            "s3": S3_REFERENCE_SCHEMA,
             "ood": OOD_POLICY_SCHEMA,
             **extra_properties,
         },
-        "oneOf": [{"required": ["image"]}, {"required": ["url"]}],
+        "oneOf": [{"required": ["image"]}, {"required": ["url"]}, {"required": ["s3"]}],
         "additionalProperties": False,
     }
 
@@ -117,12 +119,15 @@ def _decode_base64_image(text: str) -> bytes:
 def _image_bytes(body: dict[str, Any]) -> bytes:
     if "image" in body:
         return _decode_base64_image(body["image"])
+    if "s3" in body:
+        return read_object(body["s3"])
     timeout_s = float(os.environ.get("ONCOSERVE_URL_TIMEOUT_S", DEFAULT_TIMEOUT_S))
     return fetch_url(body["url"], timeout_s=timeout_s, max_bytes=MAX_IMAGE_BYTES)
 
 
 def image_from_body(body: dict[str, Any], *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = 1) -> Image.Image:
-    """The request's PNG/JPEG image as RGB, from inline base64 or a guarded URL fetch (see :mod:`.fetch`)."""
+    """The request's PNG/JPEG image as RGB: inline base64, a guarded URL fetch (see :mod:`.fetch`) or
+    the input bucket (see :mod:`.s3_objects`)."""
     return decode_image(_image_bytes(body), max_pixels=max_pixels, min_side=min_side)
 
 

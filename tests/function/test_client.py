@@ -32,6 +32,21 @@ def client(contract_api):
         yield api
 
 
+def test_a_file_over_the_inline_limit_goes_by_presigned_upload_with_the_same_answer(client, monkeypatch):
+    import oncoserve.client
+
+    image = _event_file_bytes("skin/ok_dicom_colour.json")
+    inline = client.skin(image, ood="report")
+    uploads = []
+    real_upload = Client.upload
+    monkeypatch.setattr(Client, "upload", lambda self, task, data: uploads.append(task) or real_upload(self, task, data))
+    monkeypatch.setattr(oncoserve.client, "MAX_INLINE_BYTES", len(image) - 1)  # as if it were a 5 MB file
+    assert client.skin(image, ood="report") == inline
+    assert uploads == ["skin"]
+    reference = client.upload("brain", image)
+    assert reference["key"].startswith("uploads/brain/") and reference["key"].endswith(".dcm")
+
+
 def test_an_image_from_a_path_bytes_or_options(client, tmp_path):
     scan = tmp_path / "ct.dcm"
     scan.write_bytes(_event_file_bytes("brain/ok_dicom_ct.json"))

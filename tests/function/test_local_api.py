@@ -3,6 +3,7 @@ by side, and no process left behind however it is stopped."""
 
 from __future__ import annotations
 
+import base64
 import collections
 import http.client
 import json
@@ -59,7 +60,8 @@ def api(bodies, tmp_path_factory):
 
 
 def test_the_sample_bodies_cover_every_prediction_route():
-    assert set(SAMPLE_BODIES) == {path for spec in function_specs() for method, path in spec.routes if method == "POST"}
+    assert set(SAMPLE_BODIES) == {path for spec in function_specs() for method, path in spec.routes
+                                  if method == "POST" and not path.endswith("/uploads")}
 
 
 def test_eight_concurrent_clients_are_all_answered_and_the_functions_live_on(api, bodies):
@@ -87,6 +89,24 @@ def test_eight_concurrent_clients_are_all_answered_and_the_functions_live_on(api
         status, answer = post(api.url + route, bodies[route])
         assert status == 200, (route, answer)
     assert len(api.runtime_processes()) >= len(function_specs())
+
+
+def test_a_file_uploaded_to_the_local_s3_is_predicted_by_reference(api, bodies):
+    # The local API starts moto's server mode as its S3 (a stand-in for tests and local use only).
+    image = json.loads(bodies["/skin/predict"])["image"]
+    size = len(base64.b64decode(image))
+    assert post(api.url + "/skin/uploads", json.dumps({"content_type": "image/png", "bytes": size}).encode(),
+                key=None) == (403, {"message": "Forbidden"})
+    status, answer = post(api.url + "/skin/uploads", json.dumps({"content_type": "image/png", "bytes": size}).encode())
+    assert status == 200, answer
+    assert answer["upload"]["url"].startswith("http://127.0.0.1:")
+    put = urllib.request.Request(answer["upload"]["url"], data=base64.b64decode(image), method="PUT",
+                                 headers=answer["upload"]["headers"])
+    with _OPENER.open(put, timeout=30) as response:
+        assert response.status == 200
+    by_reference = post(api.url + "/skin/predict", json.dumps({"s3": answer["s3"]}).encode())
+    assert by_reference == post(api.url + "/skin/predict", bodies["/skin/predict"])
+    assert by_reference[0] == 200
 
 
 def test_a_second_local_api_answers_beside_the_first_and_enforces_its_quota(api, bodies, tmp_path):

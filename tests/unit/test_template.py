@@ -12,7 +12,9 @@ CONTRACT = {function_id(task): set(entry.routes()) for task, entry in TASKS.item
 def test_the_registry_states_the_five_tasks_and_their_public_routes():
     # Written out once here, so that a registry edit that drops or renames a route is seen.
     assert CONTRACT["HistopathologyFunction"] == {("POST", "/histopathology/predict"), ("POST", "/histopathology/region"),
-                                                  ("GET", "/histopathology/model"), ("GET", "/histopathology/health")}
+                                                  ("POST", "/histopathology/uploads"), ("GET", "/histopathology/model"),
+                                                  ("GET", "/histopathology/health")}
+    assert ("POST", "/leukemia/uploads") not in CONTRACT["LeukemiaFunction"]  # no image, no upload
     assert CONTRACT["BreastSurvivalFunction"] >= {("POST", "/breast-survival/predict")}
     assert set(CONTRACT) == {"HistopathologyFunction", "BrainFunction", "SkinFunction", "LeukemiaFunction",
                              "BreastSurvivalFunction"}
@@ -53,3 +55,28 @@ def test_outputs_give_testers_the_url_and_key(template):
     outputs = template["Outputs"]
     assert "execute-api" in outputs["ApiUrl"]["Value"]["Sub"]
     assert outputs["ApiKeyId"]["Value"] == {"Ref": "OncoServeApiApiKey"}
+
+
+def test_the_input_bucket_is_private_encrypted_tls_only_and_expires_uploads(template):
+    bucket = template["Resources"]["InputBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["Prefix"] == "uploads/" and rule["ExpirationInDays"] == {"Ref": "UploadRetentionDays"}
+    (deny,) = template["Resources"]["InputBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_only_image_functions_reach_the_bucket_and_each_signs_uploads_under_its_own_prefix(template, task):
+    properties = template["Resources"][function_id(task)]["Properties"]
+    if TASKS[task].input != "image":
+        assert "Policies" not in properties and "Environment" not in properties
+        return
+    assert properties["Environment"]["Variables"]["ONCOSERVE_INPUT_BUCKET"] == {"Ref": "InputBucket"}
+    (policy,) = properties["Policies"]
+    grants = {statement["Action"]: statement["Resource"] for statement in policy["Statement"]}
+    assert all(statement["Effect"] == "Allow" for statement in policy["Statement"])
+    assert grants == {"s3:GetObject": {"Sub": "${InputBucket.Arn}/*"},
+                      "s3:ListBucket": {"GetAtt": "InputBucket.Arn"},
+                      "s3:PutObject": {"Sub": f"${{InputBucket.Arn}}/uploads/{TASKS[task].prefix}/*"}}

@@ -1,0 +1,131 @@
+"""Inputs from S3 and uploads to it: ``{"s3": {"bucket": …, "key": …}}`` on every image route, and
+presigned PUT URLs for files over the 6 MB request limit.
+
+The function reads with its own role, and only from the stack's input bucket
+(``ONCOSERVE_INPUT_BUCKET``): naming another bucket is refused before any call, so the API never
+becomes a reader of whatever the role might reach. Uploads go to ``uploads/<route prefix>/`` of that bucket,
+where a lifecycle rule deletes them (template.yaml). boto3 comes with Lambda's Python base image
+and loads only for S3 requests; ``AWS_ENDPOINT_URL_S3`` points it at a local S3 stand-in in tests.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from functools import lru_cache
+from typing import Any
+
+from .errors import ForbiddenError, PayloadTooLargeError, ServiceUnavailableError, UnprocessableEntityError, UpstreamFetchError
+
+MAX_OBJECT_BYTES = 64 * 1024 * 1024  # a 16 Mpx PNG is at most ~48 MB; the pixel cap still applies
+UPLOAD_EXPIRY_S = 300
+UPLOAD_MEDIA_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "application/dicom": ".dcm"}
+_TIMEOUT_S = 5.0
+
+S3_REFERENCE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An object in the deployment's input bucket (see POST /<task>/uploads).",
+    "properties": {
+        # S3's own bucket naming rules, so a typo is a 422 here rather than an S3 round trip.
+        "bucket": {"type": "string", "pattern": "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"},
+        "key": {"type": "string", "minLength": 1, "maxLength": 1024},
+    },
+    "required": ["bucket", "key"],
+    "additionalProperties": False,
+}
+
+UPLOAD_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "content_type": {"enum": sorted(UPLOAD_MEDIA_TYPES)},
+        "bytes": {"type": "integer", "minimum": 1, "maximum": MAX_OBJECT_BYTES,
+                  "description": "The file's exact size: the URL is signed for it."},
+    },
+    "required": ["content_type", "bytes"],
+    "additionalProperties": False,
+}
+
+
+def input_bucket() -> str:
+    bucket = os.environ.get("ONCOSERVE_INPUT_BUCKET", "")
+    if not bucket:
+        raise ServiceUnavailableError("s3_not_configured", "This deployment has no input bucket; send the image inline or by URL.")
+    return bucket
+
+
+@lru_cache(maxsize=1)
+def _client() -> Any:
+    import boto3  # only S3 requests pay for the import
+    from botocore.config import Config
+
+    config = Config(signature_version="s3v4", connect_timeout=_TIMEOUT_S, read_timeout=_TIMEOUT_S,
+                    retries={"max_attempts": 2, "mode": "standard"})
+    return boto3.client("s3", config=config)
+
+
+def _refusal(exc: Exception, bucket: str, key: str) -> Exception:
+    """The API error for a failed S3 call: the client's problem (4xx) or S3's (502)."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return UnprocessableEntityError("s3_object_not_found", f"No object {key!r} in bucket {bucket!r}.")
+        if code in ("AccessDenied", "403", "AllAccessDisabled"):
+            return ForbiddenError("s3_access_denied", f"The function may not read {key!r} in {bucket!r}.")
+    return UpstreamFetchError("s3_unavailable", "S3 did not answer the read; try again.")
+
+
+def read_object(reference: dict[str, str], max_bytes: int | None = None) -> bytes:
+    """The object's bytes, at most ``max_bytes`` (default :data:`MAX_OBJECT_BYTES`); only from the input bucket.
+
+    Raises
+    ------
+    ForbiddenError
+        ``s3_access_denied``: another bucket, or S3 refused the function's role.
+    UnprocessableEntityError
+        ``s3_object_not_found``.
+    PayloadTooLargeError
+        ``s3_object_too_large``.
+    UpstreamFetchError
+        ``s3_unavailable``: S3 could not be reached or failed.
+    ServiceUnavailableError
+        ``s3_not_configured``: the deployment has no input bucket.
+    """
+    bucket, key = reference["bucket"], reference["key"]
+    max_bytes = max_bytes or MAX_OBJECT_BYTES
+    if bucket != input_bucket():
+        raise ForbiddenError("s3_access_denied", f"Only the deployment's input bucket can be read, not {bucket!r}.")
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        answer = _client().get_object(Bucket=bucket, Key=key)
+        if answer["ContentLength"] > max_bytes:
+            answer["Body"].close()
+            raise PayloadTooLargeError("s3_object_too_large", f"The object is over {max_bytes} bytes.")
+        data = answer["Body"].read(max_bytes + 1)
+    except (BotoCoreError, ClientError) as exc:
+        raise _refusal(exc, bucket, key) from None
+    if len(data) > max_bytes:  # S3 said one length and sent more: never hold more than the cap
+        raise PayloadTooLargeError("s3_object_too_large", f"The object is over {max_bytes} bytes.")
+    return data
+
+
+def presigned_upload(folder: str, content_type: str, size: int) -> dict[str, Any]:
+    """Where to PUT a file of ``size`` bytes, and the ``s3`` reference to send afterwards. The URL
+    signs the content type and length, so S3 refuses any other file; it expires in minutes."""
+    bucket = input_bucket()
+    key = f"uploads/{folder}/{uuid.uuid4().hex}{UPLOAD_MEDIA_TYPES[content_type]}"
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        url = _client().generate_presigned_url(
+            "put_object", ExpiresIn=UPLOAD_EXPIRY_S,
+            Params={"Bucket": bucket, "Key": key, "ContentType": content_type, "ContentLength": size})
+    except (BotoCoreError, ClientError) as exc:  # no credentials in the environment
+        raise _refusal(exc, bucket, key) from None
+    return {
+        "upload": {"url": url, "method": "PUT", "expires_in_s": UPLOAD_EXPIRY_S,
+                   "headers": {"Content-Type": content_type, "Content-Length": str(size)}},
+        "s3": {"bucket": bucket, "key": key},
+    }
