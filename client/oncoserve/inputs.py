@@ -38,6 +38,8 @@ def media_type(data: bytes) -> str:
         return "image/png"
     if data.startswith(b"\xff\xd8"):
         return "image/jpeg"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "image/tiff"
     return "application/dicom"
 
 

@@ -1,5 +1,6 @@
 """POST /histopathology/predict — one 50x50 H&E patch → IDC or not.
 POST /histopathology/region — a larger H&E image → grid of p(IDC), IDC area fraction, heatmap PNG.
+POST /histopathology/slide — a whole-slide image in the input bucket → its IDC map (slide_route.py).
 
 Body: ``{"image": "<base64 PNG/JPEG>"}`` or ``{"url": "https://…"}``.
 """
@@ -12,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from region import run_tiles, tile_region
+from region import run_tiles, tile_probabilities, tile_region
+from slide_route import SLIDE_ANSWER, SLIDE_SCHEMA, predict_slide
 
 from oncoserve_runtime import (
     BinaryOutput,
@@ -24,7 +26,6 @@ from oncoserve_runtime import (
     binary_prediction,
     build_lambda_handler,
     contract,
-    assess_rows,
     error_codes,
     guard,
     with_ood,
@@ -105,26 +106,6 @@ def predict_region(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     }
 
 
-def tile_probabilities(model: ModelBundle, outputs: dict[str, np.ndarray] | None,
-                       body: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(p(IDC) per tile, each tile's guard status): ``refused`` for an out-of-distribution tile
-    (left out of the label, the area and the heatmap), ``out_of_distribution`` for one kept because
-    the request asked ``"ood": "report"``. A region whose every tissue tile is refused gets 422."""
-    if outputs is None:
-        return np.zeros(0, np.float32), np.zeros(0, dtype="<U19")
-    p = model.class_output(outputs)[:, model.labels.index(model.contract.output.positive_label)]
-    rows = assess_rows(model, outputs) or [{"status": "in_distribution"}] * len(p)
-    report = body.get("ood") == "report"
-    flags = np.array([r["status"] if report or r["status"] != "out_of_distribution" else "refused" for r in rows],
-                     dtype="<U19")
-    if len(flags) and (flags == "refused").all():
-        raise UnprocessableEntityError(
-            "out_of_distribution", "Every tissue tile of this image lies far outside the H&E patches the model was "
-            "trained on; it is not scored. Send \"ood\": \"report\" to score it anyway, flagged.",
-            details={"tiles": len(flags), "threshold": model.contract.ood.refuse_threshold})
-    return p, flags
-
-
 LABELS = ["non_idc", "idc"]
 _COUNT = {"type": "integer", "minimum": 0}
 PATCH_ANSWER = response_schemas.binary_answer("histopathology", LABELS, "IDC or not for one ~50x50 H&E patch.")
@@ -155,4 +136,7 @@ lambda_handler = build_lambda_handler("histopathology", MODEL, [
           errors=(*error_codes.IMAGE, *error_codes.GUARDED, "image_too_large_for_patch"), summary="IDC or not for one 50x50 H&E patch"),
     Route("/histopathology/region", image_request_schema(), predict_region, response=REGION_ANSWER,
           errors=(*error_codes.IMAGE, *error_codes.GUARDED), summary="A larger H&E region: p(IDC) grid, IDC area fraction, heatmap"),
+    Route("/histopathology/slide", SLIDE_SCHEMA, predict_slide, response=SLIDE_ANSWER,
+          errors=(*error_codes.S3, *error_codes.SLIDE, *error_codes.GUARDED),
+          summary="A whole-slide image (pyramidal TIFF) in the input bucket: the IDC map of its tissue"),
 ])

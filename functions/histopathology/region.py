@@ -9,11 +9,12 @@ Background (bright, unsaturated glass) is not scored either, and does not count 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from oncoserve_runtime import ImagePreprocessing
+from oncoserve_runtime import ImagePreprocessing, ModelBundle, UnprocessableEntityError, assess_rows
 
 BACKGROUND_BRIGHTNESS = 220.0
 BACKGROUND_SATURATION = 0.08
@@ -66,3 +67,23 @@ def run_tiles(run, tiles: np.ndarray) -> dict[str, np.ndarray] | None:
         return None
     batches = [run(tiles[i : i + BATCH]) for i in range(0, len(tiles), BATCH)]
     return {name: np.concatenate([b[name] for b in batches]) for name in batches[0]}
+
+
+def tile_probabilities(model: ModelBundle, outputs: dict[str, np.ndarray] | None,
+                       body: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(p(IDC) per tile, each tile's guard status): ``refused`` for an out-of-distribution tile
+    (left out of the label, the area and the heatmap), ``out_of_distribution`` for one kept because
+    the request asked ``"ood": "report"``. A region whose every tissue tile is refused gets 422."""
+    if outputs is None:
+        return np.zeros(0, np.float32), np.zeros(0, dtype="<U19")
+    p = model.class_output(outputs)[:, model.labels.index(model.contract.output.positive_label)]
+    rows = assess_rows(model, outputs) or [{"status": "in_distribution"}] * len(p)
+    report = body.get("ood") == "report"
+    flags = np.array([r["status"] if report or r["status"] != "out_of_distribution" else "refused" for r in rows],
+                     dtype="<U19")
+    if len(flags) and (flags == "refused").all():
+        raise UnprocessableEntityError(
+            "out_of_distribution", "Every tissue tile of this image lies far outside the H&E patches the model was "
+            "trained on; it is not scored. Send \"ood\": \"report\" to score it anyway, flagged.",
+            details={"tiles": len(flags), "threshold": model.contract.ood.refuse_threshold})
+    return p, flags

@@ -45,6 +45,10 @@ CATALOGUE: dict[str, ErrorCode] = {
     "s3_object_too_large": ErrorCode(413, "The object is over the 64 MiB cap of an S3 input."),
     "s3_unavailable": ErrorCode(502, "S3 did not answer, or failed, the read."),
     "s3_not_configured": ErrorCode(503, "The deployment has no input bucket (ONCOSERVE_INPUT_BUCKET)."),
+    # Whole-slide images
+    "not_a_slide": ErrorCode(415, "Not a pyramidal TIFF, or tiles compressed with a codec not installed here."),
+    "slide_without_mpp": ErrorCode(422, "The slide states no microns per pixel and the request gave no 'mpp'."),
+    "slide_too_large": ErrorCode(413, "More tissue tiles than one request scores, or no pyramid level near 4 µm/px."),
     # DICOM
     "corrupt_dicom": ErrorCode(422, "A DICOM file that cannot be read."),
     "dicom_without_pixel_data": ErrorCode(422, "A DICOM file with no image in it."),
@@ -73,10 +77,11 @@ CATALOGUE: dict[str, ErrorCode] = {
 EVERY_ROUTE = ("model_unavailable", "internal_error")
 JSON_BODY = ("missing_body", "invalid_body_encoding", "invalid_json", "payload_too_large", "non_finite_number",
              "body_not_object", "invalid_request", "unsupported_media_type")
+S3 = ("s3_access_denied", "s3_object_not_found", "s3_unavailable", "s3_not_configured")
 IMAGE = ("invalid_base64", "image_too_large", "image_too_small", "not_an_image", "unsupported_image_format",
          "corrupt_image", "url_not_allowed", "url_unreachable", "url_timeout", "url_fetch_failed",
-         "url_too_many_redirects", "url_content_too_large", "s3_access_denied", "s3_object_not_found",
-         "s3_object_too_large", "s3_unavailable", "s3_not_configured")
+         "url_too_many_redirects", "url_content_too_large", *S3, "s3_object_too_large")
+SLIDE = ("not_a_slide", "slide_without_mpp", "slide_too_large")
 DICOM = ("corrupt_dicom", "dicom_without_pixel_data", "unsupported_dicom_image", "unsupported_transfer_syntax",
          "frame_out_of_range", "too_many_frames")
 GUARDED = ("out_of_distribution",)

@@ -10,6 +10,7 @@ and loads only for S3 requests; ``AWS_ENDPOINT_URL_S3`` points it at a local S3 
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
 from functools import lru_cache
@@ -17,9 +18,10 @@ from typing import Any
 
 from .errors import ForbiddenError, PayloadTooLargeError, ServiceUnavailableError, UnprocessableEntityError, UpstreamFetchError
 
-MAX_OBJECT_BYTES = 64 * 1024 * 1024  # a 16 Mpx PNG is at most ~48 MB; the pixel cap still applies
+MAX_OBJECT_BYTES = 64 * 1024 * 1024  # read whole: a 16 Mpx PNG is at most ~48 MB; the pixel cap still applies
+MAX_UPLOAD_BYTES = 5 * 1024 ** 3  # S3's limit for one PUT: whole slides are read by range, not whole
 UPLOAD_EXPIRY_S = 300
-UPLOAD_MEDIA_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "application/dicom": ".dcm"}
+UPLOAD_MEDIA_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "application/dicom": ".dcm", "image/tiff": ".tif"}
 _TIMEOUT_S = 5.0
 
 S3_REFERENCE_SCHEMA: dict[str, Any] = {
@@ -38,7 +40,7 @@ UPLOAD_REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "content_type": {"enum": sorted(UPLOAD_MEDIA_TYPES)},
-        "bytes": {"type": "integer", "minimum": 1, "maximum": MAX_OBJECT_BYTES,
+        "bytes": {"type": "integer", "minimum": 1, "maximum": MAX_UPLOAD_BYTES,
                   "description": "The file's exact size: the URL is signed for it."},
     },
     "required": ["content_type", "bytes"],
@@ -76,6 +78,14 @@ def _refusal(exc: Exception, bucket: str, key: str) -> Exception:
     return UpstreamFetchError("s3_unavailable", "S3 did not answer the read; try again.")
 
 
+def _in_input_bucket(reference: dict[str, str]) -> tuple[str, str]:
+    """(bucket, key), refused before any S3 call unless the bucket is the input bucket."""
+    if reference["bucket"] != input_bucket():
+        raise ForbiddenError("s3_access_denied",
+                             f"Only the deployment's input bucket can be read, not {reference['bucket']!r}.")
+    return reference["bucket"], reference["key"]
+
+
 def read_object(reference: dict[str, str], max_bytes: int | None = None) -> bytes:
     """The object's bytes, at most ``max_bytes`` (default :data:`MAX_OBJECT_BYTES`); only from the input bucket.
 
@@ -92,10 +102,8 @@ def read_object(reference: dict[str, str], max_bytes: int | None = None) -> byte
     ServiceUnavailableError
         ``s3_not_configured``: the deployment has no input bucket.
     """
-    bucket, key = reference["bucket"], reference["key"]
+    bucket, key = _in_input_bucket(reference)
     max_bytes = max_bytes or MAX_OBJECT_BYTES
-    if bucket != input_bucket():
-        raise ForbiddenError("s3_access_denied", f"Only the deployment's input bucket can be read, not {bucket!r}.")
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -109,6 +117,56 @@ def read_object(reference: dict[str, str], max_bytes: int | None = None) -> byte
     if len(data) > max_bytes:  # S3 said one length and sent more: never hold more than the cap
         raise PayloadTooLargeError("s3_object_too_large", f"The object is over {max_bytes} bytes.")
     return data
+
+
+class _RangedObject(io.RawIOBase):
+    """A seekable file over one S3 object, read by byte ranges: a reader of a pyramidal slide
+    fetches the directories and the tiles of one level, not the gigabytes of level 0."""
+
+    def __init__(self, bucket: str, key: str, size: int) -> None:
+        self._bucket, self._key, self._size, self._at = bucket, key, size, 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._at
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._at = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: self._size}[whence] + offset
+        return self._at
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), max(self._size - self._at, 0))
+        if count == 0:
+            return 0
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = _client().get_object(Bucket=self._bucket, Key=self._key,
+                                          Range=f"bytes={self._at}-{self._at + count - 1}")
+            data = answer["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise _refusal(exc, self._bucket, self._key) from None
+        buffer[: len(data)] = data
+        self._at += len(data)
+        return len(data)
+
+
+def open_object(reference: dict[str, str], block_bytes: int = 1024 * 1024) -> io.BufferedReader:
+    """The object as a seekable, buffered binary file, read from S3 by ranges of ``block_bytes``;
+    only from the input bucket (errors as :func:`read_object`, besides the size cap)."""
+    bucket, key = _in_input_bucket(reference)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        size = _client().head_object(Bucket=bucket, Key=key)["ContentLength"]
+    except (BotoCoreError, ClientError) as exc:
+        raise _refusal(exc, bucket, key) from None
+    return io.BufferedReader(_RangedObject(bucket, key, size), buffer_size=block_bytes)
 
 
 def presigned_upload(folder: str, content_type: str, size: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import error_codes
 from . import response_schemas as rs
 from .routes import Route
 from .s3_objects import UPLOAD_REQUEST_SCHEMA, S3_REFERENCE_SCHEMA, presigned_upload
@@ -33,5 +34,5 @@ def _answer(task: str) -> dict[str, Any]:
 def upload_route(task: str, prefix: str) -> Route:
     return Route(f"{prefix}/uploads", UPLOAD_REQUEST_SCHEMA,
                  lambda body, _model: presigned_upload(prefix.strip("/"), body["content_type"], int(body["bytes"])),
-                 response=_answer(task), errors=("s3_access_denied", "s3_unavailable", "s3_not_configured"),
+                 response=_answer(task), errors=error_codes.S3,
                  summary="A presigned upload URL for a file over the 6 MB request limit")

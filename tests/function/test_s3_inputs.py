@@ -117,7 +117,7 @@ def test_without_an_input_bucket_both_s3_features_answer_503(monkeypatch):
 
 
 @pytest.mark.parametrize("body", [{"content_type": "image/gif", "bytes": 10}, {"content_type": "image/png", "bytes": 0},
-                                  {"content_type": "image/png", "bytes": 64 * 1024 * 1024 + 1},
+                                  {"content_type": "image/png", "bytes": 5 * 1024 ** 3 + 1},
                                   {"content_type": "image/png"}])
 def test_an_upload_request_outside_the_contract_is_422(bucket_env, body):
     status, answer = call(load_function_app("skin"), "/skin/uploads", body)

@@ -12,6 +12,7 @@ CONTRACT = {function_id(task): set(entry.routes()) for task, entry in TASKS.item
 def test_the_registry_states_the_five_tasks_and_their_public_routes():
     # Written out once here, so that a registry edit that drops or renames a route is seen.
     assert CONTRACT["HistopathologyFunction"] == {("POST", "/histopathology/predict"), ("POST", "/histopathology/region"),
+                                                  ("POST", "/histopathology/slide"),
                                                   ("POST", "/histopathology/uploads"), ("GET", "/histopathology/model"),
                                                   ("GET", "/histopathology/health")}
     assert ("POST", "/leukemia/uploads") not in CONTRACT["LeukemiaFunction"]  # no image, no upload

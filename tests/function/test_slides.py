@@ -1,0 +1,133 @@
+"""POST /histopathology/slide on generated pyramidal TIFFs (one test patient's patches at their own
+coordinates, on glass), read from moto's server mode on 127.0.0.1 (a local stand-in for S3)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from conftest import FakeLambdaContext, load_function_app
+from local.events import json_event
+from local.s3 import LocalS3
+from oncoserve_runtime import s3_objects
+from bench.synthetic_slides import patient_patches, write_slide
+
+PATIENT = 8975  # a test-split patient with 132 patches, both classes
+
+
+@pytest.fixture(scope="module")
+def app():
+    return load_function_app("histopathology")
+
+
+@pytest.fixture(scope="module")
+def patches(shared_data):
+    found = patient_patches(shared_data, PATIENT)
+    assert {p.label for p in found} == {0, 1} and len(found) >= 100
+    return found
+
+
+@pytest.fixture(scope="module")
+def bucket(patches, tmp_path_factory):
+    """The input bucket holding: a 2-level pyramid, a single level at 2 µm/px, one without MPP."""
+    folder = tmp_path_factory.mktemp("slides")
+    with LocalS3() as s3, pytest.MonkeyPatch.context() as env:
+        for name, value in s3.function_env.items():
+            env.setenv(name, value)
+        s3_objects._client.cache_clear()
+        for key, options in {"pyramid.tif": {}, "flat.tif": {"pyramid": False},
+                             "no-mpp.tif": {"state_mpp": False}}.items():
+            write_slide(folder / key, patches, **options)
+            s3.client().upload_file(str(folder / key), s3.bucket, key)
+        s3.client().put_object(Bucket=s3.bucket, Key="photo.png", Body=b"\x89PNG\r\n\x1a\n" + bytes(100))
+        yield s3
+        s3_objects._client.cache_clear()
+
+
+def call(app, route: str, body: dict) -> tuple[int, dict]:
+    response = app.lambda_handler(json_event(route, body), FakeLambdaContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def slide(app, bucket, key: str, **options) -> tuple[int, dict]:
+    return call(app, "/histopathology/slide", {"s3": {"bucket": bucket.bucket, "key": key}, **options})
+
+
+@pytest.fixture(scope="module")
+def patch_labels(app, patches):
+    labels = {}
+    for patch in patches:
+        body = {"image": base64.b64encode(patch.path.read_bytes()).decode(), "ood": "report"}
+        status, answer = call(app, "/histopathology/predict", body)
+        assert status == 200, answer
+        labels[(patch.row, patch.col)] = answer["label"]
+    return labels
+
+
+def test_the_pyramid_level_at_4_um_is_read_and_glass_is_never_scored(app, bucket, patches):
+    status, answer = slide(app, bucket, "pyramid.tif", ood="report")
+    assert status == 200, answer
+    assert answer["slide"] == {**answer["slide"], "mpp": 2.0, "mpp_source": "slide", "level": 1, "level_mpp": 4.0}
+    tiles = answer["tiles"]
+    # The dataset has near-empty patches: the region route skips them as background, and so does the slide.
+    assert 0.95 * len(patches) <= tiles["scored"] <= len(patches)
+    assert tiles["tissue"] + tiles["glass"] > 5 * len(patches)  # a sparse slide: mostly glass
+    assert answer["tissue_area_mm2"] == pytest.approx(tiles["tissue"] * 0.04)
+    for region in answer["top_regions"]:  # boxes in level-0 pixels: 50 px at 4 µm/px = 100 px at 2 µm/px
+        assert region["width"] == 100 and (region["y"] // 100, region["x"] // 100) in {(p.row, p.col) for p in patches}
+
+
+def test_each_tissue_tile_agrees_with_the_patch_route_and_every_idc_patch_is_found(app, bucket, patches, patch_labels,
+                                                                                  monkeypatch):
+    import slide_route
+
+    # Record what the route scored: the cells it cut and each one's p(IDC).
+    cells, scores = [], []
+    cut, score = slide_route.tissue_tiles, slide_route.tile_probabilities
+
+    def recording_cut(pixels, tile):
+        result = cut(pixels, tile)
+        cells.extend(result[1])
+        return result
+
+    def recording_score(model, outputs, body):
+        p, flags = score(model, outputs, body)
+        scores.extend(p)
+        return p, flags
+
+    monkeypatch.setattr(slide_route, "tissue_tiles", recording_cut)
+    monkeypatch.setattr(slide_route, "tile_probabilities", recording_score)
+    status, answer = slide(app, bucket, "pyramid.tif", ood="report")
+    assert status == 200
+    known = set(patch_labels)
+    assert set(cells) <= known  # glass is never scored: every scored tile is a patch
+    assert {(p.row, p.col) for p in patches if p.label == 1} <= set(cells)  # every IDC patch is found
+    threshold = answer["threshold"]
+    agree = [("idc" if p >= threshold else "non_idc") == patch_labels[cell] for cell, p in zip(cells, scores)]
+    assert np.mean(agree) >= 0.99, np.mean(agree)
+    assert answer["tiles"]["idc_positive"] == sum(patch_labels[c] == "idc" for c in cells)
+
+
+def test_a_single_level_slide_is_resampled_to_the_same_answer(app, bucket):
+    _, pyramid = slide(app, bucket, "pyramid.tif", ood="report")
+    status, flat = slide(app, bucket, "flat.tif", ood="report")
+    assert status == 200 and flat["slide"]["level"] == 0 and flat["slide"]["level_mpp"] == 2.0
+    for key in ("label", "tiles", "idc_area_mm2", "top_regions"):
+        assert flat[key] == pyramid[key], key
+
+
+def test_a_slide_without_mpp_needs_it_from_the_request(app, bucket):
+    status, answer = slide(app, bucket, "no-mpp.tif")
+    assert (status, answer["error"]["code"]) == (422, "slide_without_mpp")
+    status, answer = slide(app, bucket, "no-mpp.tif", mpp=2.0, ood="report")
+    assert status == 200 and answer["slide"]["mpp_source"] == "request" and answer["slide"]["level"] == 1
+
+
+def test_not_a_slide_and_another_bucket_are_refused(app, bucket):
+    status, answer = slide(app, bucket, "photo.png")
+    assert (status, answer["error"]["code"]) == (415, "not_a_slide")
+    status, answer = call(app, "/histopathology/slide", {"s3": {"bucket": "elsewhere", "key": "pyramid.tif"}})
+    assert (status, answer["error"]["code"]) == (403, "s3_access_denied")
