@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import httpx
 
 from .errors import ApiError
 from .inputs import MAX_INLINE_BYTES, ExpressionSource, ImageSource, expression_body, image_body, image_bytes, media_type
+from .slides import merge_slide_chunks
 
 DEFAULT_URL = "http://127.0.0.1:3000"  # the local API (make serve)
 _TASK_OPTIONS = {"brain": {"modality", "explain", "frame", "ood"}, "skin": {"explain", "frame", "ood"},
@@ -86,6 +88,20 @@ class Client:
         if unsupported:
             raise ValueError(f"{task} takes no {', '.join(unsupported)} option")
         return method(source, **chosen)
+
+    def slide(self, slide: ImageSource | dict[str, str], *, workers: int = 1, mpp: float | None = None,
+              ood: str | None = None) -> dict[str, Any]:
+        """A whole-slide image (a pyramidal TIFF path or bytes, uploaded first; or the ``{"bucket",
+        "key"}`` of one already uploaded): its IDC map. ``workers`` > 1 sends that many chunks side
+        by side and merges their answers into the one answer a single request gives."""
+        reference = slide if isinstance(slide, dict) else self.upload("histopathology", slide)
+        body = {"s3": reference, **_options(mpp=mpp, ood=ood)}
+        if workers <= 1:
+            return self._post("/histopathology/slide", body)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            answers = list(pool.map(lambda index: self._post("/histopathology/slide", {
+                **body, "chunk": {"index": index, "count": workers}}), range(workers)))
+        return merge_slide_chunks(answers)
 
     def upload(self, task: str, source: ImageSource) -> dict[str, str]:
         """Put a file into the API's input bucket through a presigned URL; return the ``{"bucket",

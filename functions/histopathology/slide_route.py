@@ -3,7 +3,9 @@
 The slide is read from S3 by byte ranges at the model's 4 µm/px (see :mod:`slides`), cut into the
 model's 50x50 tiles; tiles without tissue (glass) are never scored; tissue tiles go through the
 patch model and its guard in batches, as a region's do. One request scores up to
-``MAX_SLIDE_TILES`` tissue tiles, what one vCPU does well inside API Gateway's 29 s.
+``MAX_SLIDE_TILES`` tissue tiles, what one vCPU does well inside API Gateway's 29 s; a larger
+slide goes in chunks (bands of tile rows), one request each, side by side on Lambda's own
+concurrency, and their answers add up (the client merges them: ``Client.slide(workers=N)``).
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from PIL import Image
 from region import run_tiles, tile_probabilities
 from slides import MAX_MPP, MIN_MPP, MODEL_MPP, SlideImage, read_slide, tissue_fraction
 
-from oncoserve_runtime import ModelBundle, PayloadTooLargeError, overlay_png_base64, response_schemas
+from oncoserve_runtime import ModelBundle, PayloadTooLargeError, UnprocessableEntityError, overlay_png_base64, response_schemas
 from oncoserve_runtime.ood import POLICY_SCHEMA as OOD_POLICY_SCHEMA
 from oncoserve_runtime.s3_objects import S3_REFERENCE_SCHEMA, open_object
 
 MAX_SLIDE_TILES = 15_000  # ~17 s at the measured 878 tiles/s on one vCPU
 MIN_TISSUE_FRACTION = 0.25  # of a tile's pixels, for it to be scored
 TOP_REGIONS = 10
+MAX_CHUNKS = 256
 
 SLIDE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -31,23 +34,44 @@ SLIDE_SCHEMA: dict[str, Any] = {
         "mpp": {"type": "number", "minimum": MIN_MPP, "maximum": MAX_MPP,
                 "description": "Level 0's microns per pixel, for a slide that does not state its own."},
         "ood": OOD_POLICY_SCHEMA,
+        "chunk": {"type": "object", "description": "Score only band `index` of `count` equal bands of tile rows, so "
+                  "that concurrent requests share a slide; their answers add up to the whole slide's.",
+                  "properties": {"index": {"type": "integer", "minimum": 0}, "count": {"type": "integer", "minimum": 1,
+                                                                                   "maximum": MAX_CHUNKS}},
+                  "required": ["index", "count"], "additionalProperties": False},
     },
     "required": ["s3"],
     "additionalProperties": False,
 }
 
 
-def tissue_tiles(pixels: np.ndarray, tile: int) -> tuple[np.ndarray, list[tuple[int, int]], int, int, int]:
-    """(tissue tiles, their (row, col), rows, cols, glass tiles) of the whole tiles of ``pixels``."""
+def chunk_rows(rows: int, chunk: dict[str, int] | None) -> range:
+    """The tile rows of band ``index`` of ``count`` (all rows without a chunk)."""
+    if not chunk:
+        return range(rows)
+    if chunk["index"] >= chunk["count"]:
+        raise UnprocessableEntityError("invalid_request", "body.chunk.index must be smaller than body.chunk.count",
+                                       details={"field": "body.chunk.index", "rule": "less_than_count"})
+    first, last = (rows * chunk["index"]) // chunk["count"], (rows * (chunk["index"] + 1)) // chunk["count"]
+    return range(first, last)
+
+
+def tissue_tiles(pixels: np.ndarray, tile: int, band: range | None = None
+                 ) -> tuple[np.ndarray, list[tuple[int, int]], int, int, int]:
+    """(tissue tiles, their (row, col), rows, cols, glass tiles) of the whole tiles of ``pixels``
+    in the tile rows ``band`` (all rows by default)."""
     fraction = tissue_fraction(pixels, tile)
     rows, cols = fraction.shape
-    cells = [tuple(int(v) for v in cell) for cell in np.argwhere(fraction >= MIN_TISSUE_FRACTION)]
+    band = range(rows) if band is None else band
+    in_band = np.zeros(rows, bool)
+    in_band[band.start:band.stop] = True
+    cells = [tuple(int(v) for v in cell) for cell in np.argwhere((fraction >= MIN_TISSUE_FRACTION) & in_band[:, None])]
     if len(cells) > MAX_SLIDE_TILES:
         raise PayloadTooLargeError("slide_too_large", f"The slide has {len(cells)} tissue tiles; one request scores "
-                                   f"at most {MAX_SLIDE_TILES}.")
+                                   f"at most {MAX_SLIDE_TILES}: send it in chunks (body.chunk).")
     tiles = np.stack([pixels[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile] for r, c in cells]).astype(np.float32) \
         if cells else np.zeros((0, tile, tile, 3), np.float32)
-    return tiles, cells, rows, cols, rows * cols - len(cells)
+    return tiles, cells, rows, cols, len(band) * cols - len(cells)
 
 
 def predict_slide(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
@@ -55,7 +79,8 @@ def predict_slide(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     with open_object(body["s3"]) as handle:
         slide = read_slide(handle, mpp=body.get("mpp"))
     tile = model.contract.output.region.tile
-    tiles, cells, rows, cols, glass = tissue_tiles(slide.pixels, tile)
+    band = chunk_rows(slide.pixels.shape[0] // tile, body.get("chunk"))
+    tiles, cells, rows, cols, glass = tissue_tiles(slide.pixels, tile, band)
     p, flags = tile_probabilities(model, run_tiles(model.run, tiles), body)
     threshold = model.contract.output.threshold
     heat = np.full((rows, cols), np.nan)
@@ -67,11 +92,13 @@ def predict_slide(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     positive = int((scored >= threshold).sum())
     worst = float(scored.max()) if len(scored) else 0.0
     tile_mm2 = (tile * MODEL_MPP / 1000.0) ** 2
-    return {
+    answer = {
         "label": "idc" if positive else "non_idc",
         "probabilities": {"non_idc": 1.0 - worst, "idc": worst},
         "threshold": threshold,
         "slide": _slide_info(slide),
+        "grid": {"rows": rows, "cols": cols, "tile": tile, "band": [band.start, band.stop],
+                 "probabilities": [[None if np.isnan(v) else round(float(v), 4) for v in row] for row in heat]},
         "tiles": {"tissue": len(cells), "glass": glass, "scored": int(kept.sum()), "idc_positive": positive,
                   "out_of_distribution": int(np.isin(flags, ("refused", "out_of_distribution")).sum()),
                   "atypical": int((flags == "atypical").sum())},
@@ -79,9 +106,11 @@ def predict_slide(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
         "idc_area_mm2": round(positive * tile_mm2, 4),
         "idc_fraction_of_tissue": positive / int(kept.sum()) if kept.any() else 0.0,
         "top_regions": _top_regions(heat, threshold, tile * MODEL_MPP / slide.level0_mpp),
-        "heatmap_png": overlay_png_base64(Image.fromarray(slide.pixels), heat, max_side=1024),
-        "elapsed_ms": round((time.perf_counter() - started) * 1000.0, 1),
     }
+    if not body.get("chunk"):  # a chunk's map is merged by whoever sent the chunks (the grid)
+        answer["heatmap_png"] = overlay_png_base64(Image.fromarray(slide.pixels), heat, max_side=1024)
+    answer["elapsed_ms"] = round((time.perf_counter() - started) * 1000.0, 1)
+    return answer
 
 
 def _slide_info(slide: SlideImage) -> dict[str, Any]:
@@ -91,16 +120,12 @@ def _slide_info(slide: SlideImage) -> dict[str, Any]:
 
 
 def _top_regions(heat: np.ndarray, threshold: float, tile_level0: float) -> list[dict[str, Any]]:
-    """The most suspicious IDC tiles, as boxes in level-0 pixels (what a viewer navigates by)."""
-    order = np.argsort(np.nan_to_num(heat, nan=-1.0), axis=None)[::-1][:TOP_REGIONS]
-    regions = []
-    for flat in order:
-        row, col = np.unravel_index(flat, heat.shape)
-        if np.isnan(heat[row, col]) or heat[row, col] < threshold:
-            break
-        regions.append({"x": round(col * tile_level0), "y": round(row * tile_level0), "width": round(tile_level0),
-                        "height": round(tile_level0), "idc": round(float(heat[row, col]), 4)})
-    return regions
+    """The most suspicious IDC tiles, as boxes in level-0 pixels (what a viewer navigates by); ties
+    in order of (y, x), so that merged chunks list the same regions as one request."""
+    rows, cols = np.nonzero(np.nan_to_num(heat, nan=-1.0) >= threshold)
+    ranked = sorted((-round(float(heat[r, c]), 4), int(r), int(c)) for r, c in zip(rows, cols))[:TOP_REGIONS]
+    return [{"x": round(c * tile_level0), "y": round(r * tile_level0), "width": round(tile_level0),
+             "height": round(tile_level0), "idc": -negative} for negative, r, c in ranked]
 
 
 _COUNT = {"type": "integer", "minimum": 0}
@@ -113,6 +138,13 @@ SLIDE_ANSWER = response_schemas.answer("histopathology", {
               "properties": {"width": _COUNT, "height": _COUNT, "mpp": _AREA, "mpp_source": {"enum": ["slide", "request"]},
                              "level": _COUNT, "level_mpp": _AREA, "model_mpp": _AREA},
               "required": ["width", "height", "mpp", "mpp_source", "level", "level_mpp", "model_mpp"]},
+    "grid": {"type": "object", "description": "p(IDC) per tile at 4 µm/px, row-major; null where not scored (glass, "
+             "refused, or outside the chunk's band of rows [first, last)).",
+             "properties": {"rows": _COUNT, "cols": _COUNT, "tile": _COUNT,
+                            "band": {"type": "array", "items": _COUNT, "minItems": 2, "maxItems": 2},
+                            "probabilities": {"type": "array", "items": {"type": "array", "items": {
+                                "anyOf": [response_schemas.PROBABILITY, {"type": "null"}]}}}},
+             "required": ["rows", "cols", "tile", "band", "probabilities"]},
     "tiles": {"type": "object", "properties": {name: _COUNT for name in (
         "tissue", "glass", "scored", "idc_positive", "out_of_distribution", "atypical")},
               "required": ["tissue", "glass", "scored", "idc_positive", "out_of_distribution", "atypical"]},
@@ -121,7 +153,7 @@ SLIDE_ANSWER = response_schemas.answer("histopathology", {
                     "items": {"type": "object", "properties": {"x": _COUNT, "y": _COUNT, "width": _COUNT,
                                                                "height": _COUNT, "idc": response_schemas.PROBABILITY},
                               "required": ["x", "y", "width", "height", "idc"]}},
-    "heatmap_png": response_schemas.BASE64_PNG,
+    "heatmap_png": {**response_schemas.BASE64_PNG, "description": "The map over the slide (not for a chunk)."},
     "elapsed_ms": _AREA,
-}, ["label", "probabilities", "threshold", "slide", "tiles", "tissue_area_mm2", "idc_area_mm2", "idc_fraction_of_tissue",
-    "top_regions", "heatmap_png", "elapsed_ms"], "The IDC map of a whole slide's tissue at the model's 4 µm/px.")
+}, ["label", "probabilities", "threshold", "slide", "grid", "tiles", "tissue_area_mm2", "idc_area_mm2", "idc_fraction_of_tissue",
+    "top_regions", "elapsed_ms"], "The IDC map of a whole slide's tissue at the model's 4 µm/px.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -80,35 +81,20 @@ def test_the_pyramid_level_at_4_um_is_read_and_glass_is_never_scored(app, bucket
         assert region["width"] == 100 and (region["y"] // 100, region["x"] // 100) in {(p.row, p.col) for p in patches}
 
 
-def test_each_tissue_tile_agrees_with_the_patch_route_and_every_idc_patch_is_found(app, bucket, patches, patch_labels,
-                                                                                  monkeypatch):
-    import slide_route
-
-    # Record what the route scored: the cells it cut and each one's p(IDC).
-    cells, scores = [], []
-    cut, score = slide_route.tissue_tiles, slide_route.tile_probabilities
-
-    def recording_cut(pixels, tile):
-        result = cut(pixels, tile)
-        cells.extend(result[1])
-        return result
-
-    def recording_score(model, outputs, body):
-        p, flags = score(model, outputs, body)
-        scores.extend(p)
-        return p, flags
-
-    monkeypatch.setattr(slide_route, "tissue_tiles", recording_cut)
-    monkeypatch.setattr(slide_route, "tile_probabilities", recording_score)
+def test_each_tissue_tile_agrees_with_the_patch_route_and_every_idc_patch_is_found(app, bucket, patches, patch_labels):
     status, answer = slide(app, bucket, "pyramid.tif", ood="report")
     assert status == 200
-    known = set(patch_labels)
-    assert set(cells) <= known  # glass is never scored: every scored tile is a patch
-    assert {(p.row, p.col) for p in patches if p.label == 1} <= set(cells)  # every IDC patch is found
+    scored = {(row, col): p for row, values in enumerate(answer["grid"]["probabilities"])
+              for col, p in enumerate(values) if p is not None}
+    assert len(scored) == answer["tiles"]["scored"]
+    assert set(scored) <= set(patch_labels)  # glass is never scored: every scored tile is a patch
+    assert {(p.row, p.col) for p in patches if p.label == 1} <= set(scored)  # every IDC patch is found
     threshold = answer["threshold"]
-    agree = [("idc" if p >= threshold else "non_idc") == patch_labels[cell] for cell, p in zip(cells, scores)]
+    # The grid rounds p to 4 decimals: a tile within 1e-4 of the threshold may round across it.
+    agree = [("idc" if p >= threshold else "non_idc") == patch_labels[cell] or abs(p - threshold) < 1e-4
+             for cell, p in scored.items()]
     assert np.mean(agree) >= 0.99, np.mean(agree)
-    assert answer["tiles"]["idc_positive"] == sum(patch_labels[c] == "idc" for c in cells)
+    assert answer["tiles"]["idc_positive"] == sum(patch_labels[c] == "idc" for c in scored)
 
 
 def test_a_single_level_slide_is_resampled_to_the_same_answer(app, bucket):
@@ -126,8 +112,48 @@ def test_a_slide_without_mpp_needs_it_from_the_request(app, bucket):
     assert status == 200 and answer["slide"]["mpp_source"] == "request" and answer["slide"]["level"] == 1
 
 
+SAME_IN_CHUNKS = ("label", "probabilities", "threshold", "slide", "tiles", "idc_fraction_of_tissue", "top_regions")
+
+
+def test_four_chunks_merged_are_the_single_requests_answer(app, bucket):
+    from oncoserve.slides import merge_slide_chunks
+
+    _, whole = slide(app, bucket, "pyramid.tif", ood="report")
+    chunks = [slide(app, bucket, "pyramid.tif", ood="report", chunk={"index": i, "count": 4})[1] for i in range(4)]
+    assert all("heatmap_png" not in chunk for chunk in chunks)
+    assert all(sum(v is not None for row in c["grid"]["probabilities"] for v in row) == c["tiles"]["scored"] for c in chunks)
+    merged = merge_slide_chunks(list(reversed(chunks)))
+    assert {k: merged[k] for k in SAME_IN_CHUNKS} == {k: whole[k] for k in SAME_IN_CHUNKS}
+    assert merged["grid"] == whole["grid"]
+    assert merged["tissue_area_mm2"] == pytest.approx(whole["tissue_area_mm2"])
+    status, answer = slide(app, bucket, "pyramid.tif", chunk={"index": 4, "count": 4})
+    assert (status, answer["error"]["code"]) == (422, "invalid_request")
+    with pytest.raises(ValueError, match="do not cover"):
+        merge_slide_chunks(chunks[:3])
+
+
 def test_not_a_slide_and_another_bucket_are_refused(app, bucket):
     status, answer = slide(app, bucket, "photo.png")
     assert (status, answer["error"]["code"]) == (415, "not_a_slide")
     status, answer = call(app, "/histopathology/slide", {"s3": {"bucket": "elsewhere", "key": "pyramid.tif"}})
     assert (status, answer["error"]["code"]) == (403, "s3_access_denied")
+
+
+def test_the_local_api_spreads_a_slide_over_four_environments_and_merges_it_to_the_same_map(patches, tmp_path):
+    # The local API's pool (4 environments for histopathology) stands in for Lambda's concurrency.
+    from local.running import LocalApi
+    from oncoserve import Client
+
+    write_slide(tmp_path / "slide.tif", patches)
+    served = LocalApi([sys.executable, "-m", "local.serve", "histopathology"],
+                      env={"API_KEY": "slide-test-key", "ONCOSERVE_CONCURRENCY": "4"}, log_path=tmp_path / "serve.log").start()
+    try:
+        with Client(served.url, "slide-test-key") as client:
+            reference = client.upload("histopathology", tmp_path / "slide.tif")
+            whole = client.slide(reference, ood="report")
+            merged = client.slide(reference, workers=4, ood="report")
+        assert merged["chunks"] == 4 and merged["grid"] == whole["grid"]
+        assert {k: merged[k] for k in SAME_IN_CHUNKS} == {k: whole[k] for k in SAME_IN_CHUNKS}
+        assert len(served.runtime_processes()) >= 4  # four environments answered side by side
+    finally:
+        served.stop()
