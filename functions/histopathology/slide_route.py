@@ -22,7 +22,7 @@ from oncoserve_runtime import ModelBundle, PayloadTooLargeError, UnprocessableEn
 from oncoserve_runtime.ood import POLICY_SCHEMA as OOD_POLICY_SCHEMA
 from oncoserve_runtime.s3_objects import S3_REFERENCE_SCHEMA, open_object
 
-MAX_SLIDE_TILES = 15_000  # ~17 s at the measured 878 tiles/s on one vCPU
+MAX_SLIDE_TILES = 15_000  # ~18 s at the ~850 tiles/s `python -m bench.slide` measured on one thread
 MIN_TISSUE_FRACTION = 0.25  # of a tile's pixels, for it to be scored
 TOP_REGIONS = 10
 MAX_CHUNKS = 256

@@ -14,6 +14,8 @@ any seekable file: from S3 it fetches the directories and the chosen level's til
 from __future__ import annotations
 
 import re
+import struct
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -28,7 +30,7 @@ MODEL_MPP = 4.0
 MIN_MPP, MAX_MPP = 0.05, 20.0  # what a scanner's level 0 can plausibly be
 MAX_LEVEL_PIXELS = 120_000_000  # the level read at once: ~360 MB of RGB on a 1,769 MB function
 _CENTIMETRE, _INCH = 3, 2
-_APERIO_MPP = re.compile(r"MPP\s*=\s*([0-9.]+)")
+_APERIO_MPP = re.compile(r"MPP\s*=\s*(\d+(?:\.\d+)?)")
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ def read_slide(handle: BinaryIO, *, mpp: float | None = None) -> SlideImage:
     UnsupportedMediaTypeError
         ``not_a_slide``: not a TIFF, or tiles compressed with a codec not installed here.
     UnprocessableEntityError
-        ``slide_without_mpp``: neither the slide nor the request gives its resolution.
+        ``slide_without_mpp``: neither the slide nor the request gives its resolution;
+        ``slide_too_coarse``: level 0 is coarser than the model's scale (reading it would upsample).
     PayloadTooLargeError
         ``slide_too_large``: the level to read is over :data:`MAX_LEVEL_PIXELS`.
     """
@@ -76,9 +79,11 @@ def read_slide(handle: BinaryIO, *, mpp: float | None = None) -> SlideImage:
 
     try:
         tif = tifffile.TiffFile(handle)
-    except (tifffile.TiffFileError, ValueError, OSError, IndexError) as exc:
+    except (tifffile.TiffFileError, ValueError, OSError, IndexError, struct.error) as exc:
         raise UnsupportedMediaTypeError("not_a_slide", f"Not a TIFF slide ({type(exc).__name__}).") from None
     with tif:
+        if not tif.pages or not tif.series:
+            raise UnsupportedMediaTypeError("not_a_slide", "The TIFF holds no image.")
         series = tif.series[0]
         levels = list(series.levels)
         stated = _stated_mpp(levels[0].keyframe)
@@ -86,6 +91,9 @@ def read_slide(handle: BinaryIO, *, mpp: float | None = None) -> SlideImage:
         if level0_mpp is None:
             raise UnprocessableEntityError(
                 "slide_without_mpp", "The slide states no microns per pixel; send \"mpp\" (level 0's µm/px).")
+        if level0_mpp > MODEL_MPP * 1.01:  # reading it would mean upsampling: detail the model needs is not there
+            raise UnprocessableEntityError(
+                "slide_too_coarse", f"Level 0 is {level0_mpp:g} µm/px; the model needs {MODEL_MPP:g} µm/px or finer.")
         widths = [_width_height(level)[0] for level in levels]
         level_mpps = [level0_mpp * widths[0] / width for width in widths]
         # The coarsest level not coarser than the model's scale (a 1% margin for rounded sizes).
@@ -98,6 +106,8 @@ def read_slide(handle: BinaryIO, *, mpp: float | None = None) -> SlideImage:
             pixels = levels[index].asarray()
         except (ValueError, NotImplementedError, KeyError) as exc:  # e.g. JPEG tiles without imagecodecs
             raise UnsupportedMediaTypeError("not_a_slide", f"The slide's tiles cannot be decoded here ({exc}).") from None
+        except (zlib.error, struct.error, OSError, IndexError) as exc:  # truncated or damaged tiles
+            raise UnsupportedMediaTypeError("not_a_slide", f"The slide's tiles are damaged ({type(exc).__name__}).") from None
     pixels = _as_rgb(pixels)
     scale = level_mpps[index] / MODEL_MPP
     if abs(scale - 1.0) > 0.01:
@@ -126,6 +136,9 @@ def tissue_fraction(pixels: np.ndarray, tile: int, thumbnail_cells: int = 10) ->
     so a slide and a region of it skip the same tiles. Otsu on saturation (CLAM's choice) was
     measured too: on the test slides it dropped 44 of 114 patches as glass, this rule 7."""
     rows, cols = pixels.shape[0] // tile, pixels.shape[1] // tile
+    if rows == 0 or cols == 0:
+        raise UnprocessableEntityError("image_too_small", f"At {MODEL_MPP:g} µm/px the slide is smaller than one "
+                                       f"{tile}x{tile} tile.")
     factor = tile // thumbnail_cells
     whole = Image.fromarray(pixels[: rows * tile, : cols * tile])
     small = np.asarray(whole.reduce(factor), dtype=np.float32)  # box filter in C: 0.09 s for 10 Mpx

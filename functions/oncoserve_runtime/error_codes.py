@@ -48,6 +48,7 @@ CATALOGUE: dict[str, ErrorCode] = {
     # Whole-slide images
     "not_a_slide": ErrorCode(415, "Not a pyramidal TIFF, or tiles compressed with a codec not installed here."),
     "slide_without_mpp": ErrorCode(422, "The slide states no microns per pixel and the request gave no 'mpp'."),
+    "slide_too_coarse": ErrorCode(422, "Level 0 is coarser than the model's 4 µm/px: it would have to be upsampled."),
     "slide_too_large": ErrorCode(413, "More tissue tiles than one request scores, or no pyramid level near 4 µm/px."),
     # DICOM
     "corrupt_dicom": ErrorCode(422, "A DICOM file that cannot be read."),
@@ -81,7 +82,7 @@ S3 = ("s3_access_denied", "s3_object_not_found", "s3_unavailable", "s3_not_confi
 IMAGE = ("invalid_base64", "image_too_large", "image_too_small", "not_an_image", "unsupported_image_format",
          "corrupt_image", "url_not_allowed", "url_unreachable", "url_timeout", "url_fetch_failed",
          "url_too_many_redirects", "url_content_too_large", *S3, "s3_object_too_large")
-SLIDE = ("not_a_slide", "slide_without_mpp", "slide_too_large")
+SLIDE = ("not_a_slide", "slide_without_mpp", "slide_too_coarse", "slide_too_large", "image_too_small")
 DICOM = ("corrupt_dicom", "dicom_without_pixel_data", "unsupported_dicom_image", "unsupported_transfer_syntax",
          "frame_out_of_range", "too_many_frames")
 GUARDED = ("out_of_distribution",)

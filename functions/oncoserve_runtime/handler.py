@@ -43,7 +43,8 @@ def handler_routes(task: str, routes: list[Route]) -> list[Route]:
     if len(prefixes) != 1:
         raise ValueError(f"a function's routes share one prefix, got {sorted(prefixes)}")
     prefix = prefixes.pop()
-    uploads = [upload_route(task, prefix)] if any(map(takes_s3_inputs, routes)) else []
+    slides = any(route.path.endswith("/slide") for route in routes)
+    uploads = [upload_route(task, prefix, slides=slides)] if any(map(takes_s3_inputs, routes)) else []
     return [*routes, *uploads, *service_routes(task, prefix)]
 
 

@@ -83,6 +83,9 @@ def _in_input_bucket(reference: dict[str, str]) -> tuple[str, str]:
     if reference["bucket"] != input_bucket():
         raise ForbiddenError("s3_access_denied",
                              f"Only the deployment's input bucket can be read, not {reference['bucket']!r}.")
+    if len(reference["key"].encode("utf-8")) > 1024:  # S3 counts bytes; the schema can only count characters
+        raise UnprocessableEntityError("invalid_request", "body.s3.key is over S3's 1,024 bytes",
+                                       details={"field": "body.s3.key", "rule": "maxBytes"})
     return reference["bucket"], reference["key"]
 
 
@@ -169,9 +172,17 @@ def open_object(reference: dict[str, str], block_bytes: int = 1024 * 1024) -> io
     return io.BufferedReader(_RangedObject(bucket, key, size), buffer_size=block_bytes)
 
 
-def presigned_upload(folder: str, content_type: str, size: int) -> dict[str, Any]:
+def presigned_upload(folder: str, content_type: str, size: int, *, slides: bool = False) -> dict[str, Any]:
     """Where to PUT a file of ``size`` bytes, and the ``s3`` reference to send afterwards. The URL
-    signs the content type and length, so S3 refuses any other file; it expires in minutes."""
+    signs the content type and length, so S3 refuses any other file; it expires in minutes. Only a
+    function that reads slides (``slides``) takes TIFFs, and only they may exceed what a route reads
+    whole (:data:`MAX_OBJECT_BYTES`): nobody stores 5 GiB a request that no route could read."""
+    if content_type == "image/tiff" and not slides:
+        raise UnprocessableEntityError("invalid_request", "body.content_type image/tiff is for whole slides "
+                                       "(POST /histopathology/uploads)", details={"field": "body.content_type", "rule": "slides_only"})
+    if content_type != "image/tiff" and size > MAX_OBJECT_BYTES:
+        raise UnprocessableEntityError("invalid_request", f"body.bytes must be at most {MAX_OBJECT_BYTES} for {content_type}",
+                                       details={"field": "body.bytes", "rule": "maximum"})
     bucket = input_bucket()
     key = f"uploads/{folder}/{uuid.uuid4().hex}{UPLOAD_MEDIA_TYPES[content_type]}"
     from botocore.exceptions import BotoCoreError, ClientError

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import error_codes
 from . import response_schemas as rs
 from .routes import Route
 from .s3_objects import UPLOAD_REQUEST_SCHEMA, S3_REFERENCE_SCHEMA, presigned_upload
@@ -31,8 +30,10 @@ def _answer(task: str) -> dict[str, Any]:
     }, ["upload", "s3"], "Where to upload the file, and how to name it in a prediction request.")
 
 
-def upload_route(task: str, prefix: str) -> Route:
+def upload_route(task: str, prefix: str, *, slides: bool = False) -> Route:
+    """``slides``: the function has a whole-slide route, so TIFF uploads (up to 5 GiB) are taken."""
     return Route(f"{prefix}/uploads", UPLOAD_REQUEST_SCHEMA,
-                 lambda body, _model: presigned_upload(prefix.strip("/"), body["content_type"], int(body["bytes"])),
-                 response=_answer(task), errors=error_codes.S3,
+                 lambda body, _model: presigned_upload(prefix.strip("/"), body["content_type"], int(body["bytes"]),
+                                                       slides=slides),
+                 response=_answer(task), errors=("s3_unavailable", "s3_not_configured"),
                  summary="A presigned upload URL for a file over the 6 MB request limit")

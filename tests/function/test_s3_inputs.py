@@ -124,6 +124,23 @@ def test_an_upload_request_outside_the_contract_is_422(bucket_env, body):
     assert (status, answer["error"]["code"]) == (422, "invalid_request")
 
 
+@pytest.mark.parametrize("task, body, field", [
+    ("brain", {"content_type": "image/tiff", "bytes": 10}, "body.content_type"),  # no slide route
+    ("histopathology", {"content_type": "image/png", "bytes": 64 * 1024 * 1024 + 1}, "body.bytes"),  # read whole: capped
+])
+def test_only_slides_may_be_tiffs_and_exceed_what_a_route_reads_whole(bucket_env, task, body, field):
+    status, answer = call(load_function_app(task), f"/{task}/uploads", body)
+    assert (status, answer["error"]["code"], answer["error"]["details"]["field"]) == (422, "invalid_request", field)
+    status, answer = call(load_function_app("histopathology"), "/histopathology/uploads",
+                          {"content_type": "image/tiff", "bytes": 3 * 1024 ** 3})
+    assert status == 200 and answer["s3"]["key"].endswith(".tif")
+
+
+def test_a_key_over_s3s_1024_bytes_is_refused_before_any_call(bucket_env):
+    status, answer = call(load_function_app("brain"), "/brain/predict", {"s3": {"bucket": bucket_env.bucket, "key": "é" * 600}})
+    assert (status, answer["error"]["code"]) == (422, "invalid_request")
+
+
 def test_expression_functions_have_no_upload_route():
     routes = {route.path for route in load_function_app("leukemia").lambda_handler.routes}
     assert "/leukemia/uploads" not in routes

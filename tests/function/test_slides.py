@@ -44,8 +44,27 @@ def bucket(patches, tmp_path_factory):
             write_slide(folder / key, patches, **options)
             s3.client().upload_file(str(folder / key), s3.bucket, key)
         s3.client().put_object(Bucket=s3.bucket, Key="photo.png", Body=b"\x89PNG\r\n\x1a\n" + bytes(100))
+        for key, data in odd_tiffs(folder).items():
+            s3.client().put_object(Bucket=s3.bucket, Key=key, Body=data)
         yield s3
         s3_objects._client.cache_clear()
+
+
+def odd_tiffs(folder) -> dict[str, bytes]:
+    """TIFFs a client might send by mistake: too coarse, too small, no image, damaged tiles."""
+    import tifffile
+
+    def tiff(pixels, mpp: float) -> bytes:
+        path = folder / "odd.tif"
+        tifffile.imwrite(path, pixels, tile=(64, 64), compression="zlib", photometric="rgb",
+                         resolution=(1e4 / mpp, 1e4 / mpp), resolutionunit="CENTIMETER")
+        return path.read_bytes()
+
+    noise = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    damaged = bytearray(tiff(noise, 1.0))
+    damaged[len(damaged) // 2:len(damaged) // 2 + 4000] = bytes(4000)  # zeros over compressed tile data
+    return {"coarse.tif": tiff(noise, 8.0), "tiny.tif": tiff(noise[:40, :40], 4.0),
+            "empty.tif": b"II*\x00\x00\x00\x00\x00", "damaged.tif": bytes(damaged)}
 
 
 def call(app, route: str, body: dict) -> tuple[int, dict]:
@@ -77,6 +96,7 @@ def test_the_pyramid_level_at_4_um_is_read_and_glass_is_never_scored(app, bucket
     assert 0.95 * len(patches) <= tiles["scored"] <= len(patches)
     assert tiles["tissue"] + tiles["glass"] > 5 * len(patches)  # a sparse slide: mostly glass
     assert answer["tissue_area_mm2"] == pytest.approx(tiles["tissue"] * 0.04)
+    assert answer["top_regions"]
     for region in answer["top_regions"]:  # boxes in level-0 pixels: 50 px at 4 µm/px = 100 px at 2 µm/px
         assert region["width"] == 100 and (region["y"] // 100, region["x"] // 100) in {(p.row, p.col) for p in patches}
 
@@ -130,6 +150,18 @@ def test_four_chunks_merged_are_the_single_requests_answer(app, bucket):
     assert (status, answer["error"]["code"]) == (422, "invalid_request")
     with pytest.raises(ValueError, match="do not cover"):
         merge_slide_chunks(chunks[:3])
+
+
+@pytest.mark.parametrize("key, status, code", [("coarse.tif", 422, "slide_too_coarse"), ("tiny.tif", 422, "image_too_small"),
+                                               ("empty.tif", 415, "not_a_slide"), ("damaged.tif", 415, "not_a_slide")])
+def test_a_coarse_tiny_empty_or_damaged_tiff_is_a_client_error(app, bucket, key, status, code):
+    got, answer = slide(app, bucket, key)
+    assert (got, answer["error"]["code"]) == (status, code)
+
+
+def test_a_slide_too_coarse_by_the_requests_mpp_is_refused_rather_than_upsampled(app, bucket):
+    status, answer = slide(app, bucket, "no-mpp.tif", mpp=8.0)
+    assert (status, answer["error"]["code"]) == (422, "slide_too_coarse")
 
 
 def test_not_a_slide_and_another_bucket_are_refused(app, bucket):
