@@ -56,7 +56,7 @@ class LocalS3:
         import boto3
         from botocore.config import Config
 
-        credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local", "aws_session_token": "local"}
+        credentials = {name.lower(): value for name, value in _FAKE_CREDENTIALS.items()}  # aws_access_key_id=…
         return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
                             config=Config(proxies={}), **credentials)
 

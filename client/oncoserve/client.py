@@ -119,10 +119,10 @@ class Client:
         return answer["s3"]
 
     def _image(self, prefix: str, source: ImageSource) -> dict[str, Any]:
-        data = image_bytes(source)
+        data = image_bytes(source)  # read once, whether it goes inline or by upload
         if data is not None and len(data) > MAX_INLINE_BYTES:
             return {"s3": self.upload(prefix.strip("/"), data)}
-        return image_body(source)
+        return image_body(source if data is None else data)
 
     def model(self, task: str) -> dict[str, Any]:
         """The model's metadata: labels, thresholds, input contract, test metrics, licence, card."""

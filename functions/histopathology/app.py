@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from region import run_tiles, tile_probabilities, tile_region
+from region import map_tiles, run_tiles, tile_probabilities, tile_region
 from slide_route import SLIDE_ANSWER, SLIDE_SCHEMA, predict_slide
 
 from oncoserve_runtime import (
@@ -80,28 +79,16 @@ def predict_region(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     grid = tile_region(image, preprocessing, tile=spec.tile, min_edge_tile=spec.min_edge_tile)
     p, flags = tile_probabilities(model, run_tiles(model.run, grid.tiles), body)
     threshold = model.contract.output.threshold
-    heat = np.full((grid.rows, grid.cols), np.nan)
-    for (row, col), value, status in zip(grid.cells, p, flags):
-        if status != "refused":
-            heat[row, col] = value
-    p = p[flags != "refused"]
-    positive = int((p >= threshold).sum())
-    most_suspicious = float(p.max()) if len(p) else 0.0
+    tiles = map_tiles(grid.cells, p, flags, (grid.rows, grid.cols), threshold)
     return {
-        # Region label: IDC when any tissue tile reaches the threshold; the probabilities are those
-        # of the most suspicious tile (a region is as positive as its worst tile).
-        "label": "idc" if positive else "non_idc",
-        "probabilities": {"non_idc": 1.0 - most_suspicious, "idc": most_suspicious},
+        **tiles.label_and_probabilities(),
         "threshold": threshold,
-        "grid": {
-            "rows": grid.rows, "cols": grid.cols, "tile": spec.tile, "stride": spec.stride,
-            "probabilities": [[None if np.isnan(v) else round(float(v), 4) for v in row] for row in heat],
-        },
-        "tiles": {"scored": len(p), "idc_positive": positive, "background": grid.background, "edge_slivers": grid.slivers,
-                  "out_of_distribution": int(np.isin(flags, ("refused", "out_of_distribution")).sum()),
-                  "atypical": int((flags == "atypical").sum())},
-        "idc_area_fraction": positive / len(p) if len(p) else 0.0,
-        "heatmap_png": overlay_png_base64(image, heat, max_side=768),
+        "grid": {"rows": grid.rows, "cols": grid.cols, "tile": spec.tile, "stride": spec.stride,
+                 "probabilities": tiles.grid_values()},
+        "tiles": {"scored": len(tiles.scored), "idc_positive": tiles.positive, "background": grid.background, "edge_slivers": grid.slivers,
+                  "out_of_distribution": tiles.out_of_distribution, "atypical": tiles.atypical},
+        "idc_area_fraction": tiles.idc_fraction,
+        "heatmap_png": overlay_png_base64(image, tiles.heat, max_side=768),
         "elapsed_ms": round((time.perf_counter() - started) * 1000.0, 1),
     }
 

@@ -61,6 +61,48 @@ def tile_region(image: Image.Image, preprocessing: ImagePreprocessing, *, tile: 
     return TileGrid(rows, cols, stacked, cells, background, slivers)
 
 
+@dataclass
+class TileMap:
+    """Scored tiles laid out on their grid: what a region's and a slide's answers are made of."""
+
+    heat: np.ndarray  # (rows, cols) p(IDC); NaN where not scored (background, refused, not cut)
+    scored: np.ndarray  # p(IDC) of the tiles kept (the guard's refusals left out)
+    positive: int  # kept tiles at or above the threshold
+    out_of_distribution: int  # refused, or kept and flagged under "ood": "report"
+    atypical: int
+
+    @property
+    def most_suspicious(self) -> float:
+        return float(self.scored.max()) if len(self.scored) else 0.0
+
+    @property
+    def idc_fraction(self) -> float:
+        """The share of kept tiles at or above the threshold: the IDC share of the tissue."""
+        return self.positive / len(self.scored) if len(self.scored) else 0.0
+
+    def label_and_probabilities(self) -> dict[str, Any]:
+        # IDC when any tissue tile reaches the threshold; the probabilities are those of the most
+        # suspicious tile (an area is as positive as its worst tile).
+        worst = self.most_suspicious
+        return {"label": "idc" if self.positive else "non_idc", "probabilities": {"non_idc": 1.0 - worst, "idc": worst}}
+
+    def grid_values(self) -> list[list[float | None]]:
+        return [[None if np.isnan(v) else round(float(v), 4) for v in row] for row in self.heat]
+
+
+def map_tiles(cells: list[tuple[int, int]], p: np.ndarray, flags: np.ndarray, shape: tuple[int, int],
+              threshold: float) -> TileMap:
+    """Lay ``p`` (with the guard's ``flags``, see :func:`tile_probabilities`) out on a grid of ``shape``."""
+    heat = np.full(shape, np.nan)
+    kept = flags != "refused"
+    for (row, col), value, keep in zip(cells, p, kept):
+        if keep:
+            heat[row, col] = value
+    scored = p[kept]
+    return TileMap(heat, scored, int((scored >= threshold).sum()),
+                   int(np.isin(flags, ("refused", "out_of_distribution")).sum()), int((flags == "atypical").sum()))
+
+
 def run_tiles(run, tiles: np.ndarray) -> dict[str, np.ndarray] | None:
     """Every model output for every tile, in batches of ``BATCH``; None when there are no tiles."""
     if len(tiles) == 0:

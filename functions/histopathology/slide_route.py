@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from region import run_tiles, tile_probabilities
+from region import map_tiles, run_tiles, tile_probabilities
 from slides import MAX_MPP, MIN_MPP, MODEL_MPP, SlideImage, read_slide, tissue_fraction
 
 from oncoserve_runtime import ModelBundle, PayloadTooLargeError, UnprocessableEntityError, overlay_png_base64, response_schemas
@@ -83,32 +83,23 @@ def predict_slide(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     tiles, cells, rows, cols, glass = tissue_tiles(slide.pixels, tile, band)
     p, flags = tile_probabilities(model, run_tiles(model.run, tiles), body)
     threshold = model.contract.output.threshold
-    heat = np.full((rows, cols), np.nan)
-    kept = flags != "refused"
-    for (row, col), value, keep in zip(cells, p, kept):
-        if keep:
-            heat[row, col] = value
-    scored = p[kept]
-    positive = int((scored >= threshold).sum())
-    worst = float(scored.max()) if len(scored) else 0.0
+    mapped = map_tiles(cells, p, flags, (rows, cols), threshold)
     tile_mm2 = (tile * MODEL_MPP / 1000.0) ** 2
     answer = {
-        "label": "idc" if positive else "non_idc",
-        "probabilities": {"non_idc": 1.0 - worst, "idc": worst},
+        **mapped.label_and_probabilities(),
         "threshold": threshold,
         "slide": _slide_info(slide),
         "grid": {"rows": rows, "cols": cols, "tile": tile, "band": [band.start, band.stop],
-                 "probabilities": [[None if np.isnan(v) else round(float(v), 4) for v in row] for row in heat]},
-        "tiles": {"tissue": len(cells), "glass": glass, "scored": int(kept.sum()), "idc_positive": positive,
-                  "out_of_distribution": int(np.isin(flags, ("refused", "out_of_distribution")).sum()),
-                  "atypical": int((flags == "atypical").sum())},
+                 "probabilities": mapped.grid_values()},
+        "tiles": {"tissue": len(cells), "glass": glass, "scored": len(mapped.scored), "idc_positive": mapped.positive,
+                  "out_of_distribution": mapped.out_of_distribution, "atypical": mapped.atypical},
         "tissue_area_mm2": round(len(cells) * tile_mm2, 4),
-        "idc_area_mm2": round(positive * tile_mm2, 4),
-        "idc_fraction_of_tissue": positive / int(kept.sum()) if kept.any() else 0.0,
-        "top_regions": _top_regions(heat, threshold, tile * MODEL_MPP / slide.level0_mpp),
+        "idc_area_mm2": round(mapped.positive * tile_mm2, 4),
+        "idc_fraction_of_tissue": mapped.idc_fraction,
+        "top_regions": _top_regions(mapped.heat, threshold, tile * MODEL_MPP / slide.level0_mpp),
     }
     if not body.get("chunk"):  # a chunk's map is merged by whoever sent the chunks (the grid)
-        answer["heatmap_png"] = overlay_png_base64(Image.fromarray(slide.pixels), heat, max_side=1024)
+        answer["heatmap_png"] = overlay_png_base64(Image.fromarray(slide.pixels), mapped.heat, max_side=1024)
     answer["elapsed_ms"] = round((time.perf_counter() - started) * 1000.0, 1)
     return answer
 

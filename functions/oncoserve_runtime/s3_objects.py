@@ -13,8 +13,9 @@ from __future__ import annotations
 import io
 import os
 import uuid
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import ForbiddenError, PayloadTooLargeError, ServiceUnavailableError, UnprocessableEntityError, UpstreamFetchError
 
@@ -78,6 +79,17 @@ def _refusal(exc: Exception, bucket: str, key: str) -> Exception:
     return UpstreamFetchError("s3_unavailable", "S3 did not answer the read; try again.")
 
 
+@contextmanager
+def _as_api_errors(bucket: str, key: str) -> Iterator[None]:
+    """Inside: a failed S3 call is raised as the API error it means (see :func:`_refusal`)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (BotoCoreError, ClientError) as exc:
+        raise _refusal(exc, bucket, key) from None
+
+
 def _in_input_bucket(reference: dict[str, str]) -> tuple[str, str]:
     """(bucket, key), refused before any S3 call unless the bucket is the input bucket."""
     if reference["bucket"] != input_bucket():
@@ -107,16 +119,12 @@ def read_object(reference: dict[str, str], max_bytes: int | None = None) -> byte
     """
     bucket, key = _in_input_bucket(reference)
     max_bytes = max_bytes or MAX_OBJECT_BYTES
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
+    with _as_api_errors(bucket, key):
         answer = _client().get_object(Bucket=bucket, Key=key)
         if answer["ContentLength"] > max_bytes:
             answer["Body"].close()
             raise PayloadTooLargeError("s3_object_too_large", f"The object is over {max_bytes} bytes.")
         data = answer["Body"].read(max_bytes + 1)
-    except (BotoCoreError, ClientError) as exc:
-        raise _refusal(exc, bucket, key) from None
     if len(data) > max_bytes:  # S3 said one length and sent more: never hold more than the cap
         raise PayloadTooLargeError("s3_object_too_large", f"The object is over {max_bytes} bytes.")
     return data
@@ -146,14 +154,10 @@ class _RangedObject(io.RawIOBase):
         count = min(len(buffer), max(self._size - self._at, 0))
         if count == 0:
             return 0
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with _as_api_errors(self._bucket, self._key):
             answer = _client().get_object(Bucket=self._bucket, Key=self._key,
                                           Range=f"bytes={self._at}-{self._at + count - 1}")
             data = answer["Body"].read()
-        except (BotoCoreError, ClientError) as exc:
-            raise _refusal(exc, self._bucket, self._key) from None
         buffer[: len(data)] = data
         self._at += len(data)
         return len(data)
@@ -163,12 +167,8 @@ def open_object(reference: dict[str, str], block_bytes: int = 1024 * 1024) -> io
     """The object as a seekable, buffered binary file, read from S3 by ranges of ``block_bytes``;
     only from the input bucket (errors as :func:`read_object`, besides the size cap)."""
     bucket, key = _in_input_bucket(reference)
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
+    with _as_api_errors(bucket, key):
         size = _client().head_object(Bucket=bucket, Key=key)["ContentLength"]
-    except (BotoCoreError, ClientError) as exc:
-        raise _refusal(exc, bucket, key) from None
     return io.BufferedReader(_RangedObject(bucket, key, size), buffer_size=block_bytes)
 
 
@@ -185,14 +185,10 @@ def presigned_upload(folder: str, content_type: str, size: int, *, slides: bool 
                                        details={"field": "body.bytes", "rule": "maximum"})
     bucket = input_bucket()
     key = f"uploads/{folder}/{uuid.uuid4().hex}{UPLOAD_MEDIA_TYPES[content_type]}"
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
+    with _as_api_errors(bucket, key):  # e.g. no credentials in the environment
         url = _client().generate_presigned_url(
             "put_object", ExpiresIn=UPLOAD_EXPIRY_S,
             Params={"Bucket": bucket, "Key": key, "ContentType": content_type, "ContentLength": size})
-    except (BotoCoreError, ClientError) as exc:  # no credentials in the environment
-        raise _refusal(exc, bucket, key) from None
     return {
         "upload": {"url": url, "method": "PUT", "expires_in_s": UPLOAD_EXPIRY_S,
                    "headers": {"Content-Type": content_type, "Content-Length": str(size)}},
