@@ -4,6 +4,7 @@ own ~4 µm/px), on glass; so a test knows which tiles hold tissue, and their lab
 
 Level 0 is the patch canvas upsampled ``upsample`` times (nearest), at ``4 / upsample`` µm/px, with
 the resolution tags a scanner writes; level 1 (``pyramid=True``) is the canvas itself at 4 µm/px.
+``levels`` builds deeper pyramids (a 40x scan's 0.25, 1 and 4 µm/px).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -55,8 +57,11 @@ def dense_patches(shared_data: Path, side_tiles: int, seed: int = 0) -> list[Sli
 
 
 def write_slide(path: Path, patches: list[SlidePatch], *, upsample: int = 2, pyramid: bool = True,
-                state_mpp: bool = True, tile: int = 50, margin_tiles: int = 2) -> None:
-    """A tiled (256 px), deflate-compressed pyramidal TIFF of ``patches`` on glass."""
+                state_mpp: bool = True, tile: int = 50, margin_tiles: int = 2, levels: tuple[int, ...] | None = None) -> None:
+    """A tiled (256 px), deflate-compressed pyramidal TIFF of ``patches`` on glass. ``levels``: each
+    level's upsampling of the 4 µm/px canvas, finest first (default ``(upsample, 1)``, or
+    ``(upsample,)`` without a pyramid); e.g. ``(16, 4, 1)`` is a 40x scan's 0.25, 1 and 4 µm/px. Levels
+    are written tile by tile, so a 40,000 x 40,000 px level 0 never sits in memory."""
     import tifffile
 
     rows = max(p.row for p in patches) + 1 + margin_tiles
@@ -66,13 +71,28 @@ def write_slide(path: Path, patches: list[SlidePatch], *, upsample: int = 2, pyr
     for patch in patches:
         piece = np.asarray(Image.open(patch.path).convert("RGB").resize((tile, tile)))  # edge pieces, if any
         canvas[patch.row * tile:(patch.row + 1) * tile, patch.col * tile:(patch.col + 1) * tile] = piece
-    level0 = canvas.repeat(upsample, axis=0).repeat(upsample, axis=1)
-    options = {"tile": (256, 256), "compression": "zlib", "photometric": "rgb"}
+    levels = levels or ((upsample, 1) if pyramid else (upsample,))
+    options = {"tile": (TIFF_TILE, TIFF_TILE), "compression": "zlib", "photometric": "rgb", "dtype": np.uint8}
 
     def resolution(mpp: float) -> dict:
         return {"resolution": (1e4 / mpp, 1e4 / mpp), "resolutionunit": "CENTIMETER"} if state_mpp else {}
 
-    with tifffile.TiffWriter(path) as tif:
-        tif.write(level0, subifds=1 if pyramid else 0, **resolution(4.0 / upsample), **options)
-        if pyramid:
-            tif.write(canvas, subfiletype=1, **resolution(4.0), **options)
+    with tifffile.TiffWriter(path, bigtiff=canvas.nbytes * levels[0] ** 2 > 2**31) as tif:
+        for number, factor in enumerate(levels):
+            shape = (canvas.shape[0] * factor, canvas.shape[1] * factor, 3)
+            place = {"subifds": len(levels) - 1} if number == 0 else {"subfiletype": 1}
+            tif.write(_level_tiles(canvas, factor), shape=shape, **place, **resolution(4.0 / factor), **options)
+
+
+TIFF_TILE = 256
+
+
+def _level_tiles(canvas: np.ndarray, factor: int) -> Iterator[np.ndarray]:
+    """The canvas upsampled ``factor`` times (nearest), as TIFF tiles in row-major order (edge tiles
+    padded with the edge's pixels, which readers crop)."""
+    height, width = canvas.shape[0] * factor, canvas.shape[1] * factor
+    for top in range(0, height, TIFF_TILE):
+        rows = np.minimum(np.arange(top, top + TIFF_TILE), height - 1) // factor
+        for left in range(0, width, TIFF_TILE):
+            columns = np.minimum(np.arange(left, left + TIFF_TILE), width - 1) // factor
+            yield canvas[rows[:, None], columns[None, :]]

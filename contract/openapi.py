@@ -97,7 +97,7 @@ def _responses(route: Any) -> dict[str, Any]:
     by_status: dict[int, list[str]] = {}
     for code in route.all_errors:
         by_status.setdefault(error_codes.CATALOGUE[code].status, []).append(code)
-    responses: dict[str, Any] = {"200": {"description": route.response.get("description", "OK"),
+    responses: dict[str, Any] = {str(route.status): {"description": route.response.get("description", "OK"),
                                          "content": {"application/json": {"schema": copy.deepcopy(dict(route.response))}}}}
     for status in sorted({*by_status, *GATEWAY_ANSWERS}):
         codes = by_status.get(status, [])
@@ -122,7 +122,7 @@ def _binary_parameters(route: Any) -> list[dict[str, Any]]:
 
 def _operation(spec: FunctionSpec, route: Any) -> dict[str, Any]:
     operation: dict[str, Any] = {
-        "operationId": f"{spec.task}_{route.path.rsplit('/', 1)[1]}",
+        "operationId": f"{spec.task}_{route.name}",
         "tags": [spec.task],
         "summary": route.summary,
         "responses": _responses(route),
@@ -142,6 +142,9 @@ def _operation(spec: FunctionSpec, route: Any) -> dict[str, Any]:
         }
         if route.binary_types:
             operation["parameters"] = _binary_parameters(route)
+    if route.path_parameters:
+        operation["parameters"] = [{"name": name, "in": "path", "required": True, "schema": copy.deepcopy(dict(schema))}
+                                   for name, schema in route.path_parameters.items()]
     return operation
 
 

@@ -30,15 +30,17 @@ class TaskEntry:
     input: Literal["image", "expression"]
     summary: str
 
-    @property
-    def route_names(self) -> tuple[str, ...]:
-        """The posts, ``uploads`` for an image task (its routes take S3 inputs), ``model``, ``health``."""
-        return (*self.posts, *(("uploads",) if self.input == "image" else ()), "model", "health")
+    def events(self) -> tuple[tuple[str, str, str], ...]:
+        """(event name, METHOD, path) of every route the task's function serves, as the template states
+        them: the posts; for an image task (its routes take S3 inputs) uploads and jobs; model, health."""
+        posts = [*self.posts, *(("uploads", "jobs") if self.input == "image" else ())]
+        return (*((name.title(), "POST", f"/{self.prefix}/{name}") for name in posts),
+                *((("JobStatus", "GET", f"/{self.prefix}/jobs/{{id}}"),) if self.input == "image" else ()),
+                ("Model", "GET", f"/{self.prefix}/model"), ("Health", "GET", f"/{self.prefix}/health"))
 
     def routes(self) -> tuple[tuple[str, str], ...]:
-        """(METHOD, path) of every route the task's function serves, as the template states them."""
-        return tuple(("GET" if name in ("model", "health") else "POST", f"/{self.prefix}/{name}")
-                     for name in self.route_names)
+        """(METHOD, path) of every route the task's function serves."""
+        return tuple((method, path) for _, method, path in self.events())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,12 +60,19 @@ def logical_id(task: str) -> str:
 
 
 # What an image function needs of the input bucket, and no more: read any object (S3 inputs),
-# list the bucket (so a missing key is S3's 404, not a 403 that hides it), and sign uploads under
-# its own prefix (a presigned URL acts with the signer's permission).
+# list the bucket (so a missing key is S3's 404, not a 403 that hides it), sign uploads under its own
+# prefix (a presigned URL acts with the signer's permission) and write its jobs' records under its
+# own jobs/ prefix; and invoke itself, and nothing else, for a job's chunks. Its name is fixed so
+# that the policy can name it without a circular reference.
 _INPUT_BUCKET_ACCESS = """\
+      FunctionName: !Sub "${{AWS::StackName}}-{prefix}"
       Environment:
         Variables:
           ONCOSERVE_INPUT_BUCKET: !Ref InputBucket
+          ONCOSERVE_JOB_MAX_CONCURRENCY: !Ref JobMaxConcurrency
+      EventInvokeConfig:
+        MaximumRetryAttempts: 2
+        MaximumEventAgeInSeconds: 3600
       Policies:
         - Statement:
             - Effect: Allow
@@ -74,16 +83,26 @@ _INPUT_BUCKET_ACCESS = """\
               Resource: !GetAtt InputBucket.Arn
             - Effect: Allow
               Action: s3:PutObject
-              Resource: !Sub "${{InputBucket.Arn}}/uploads/{prefix}/*"
+              Resource:
+                - !Sub "${{InputBucket.Arn}}/uploads/{prefix}/*"
+                - !Sub "${{InputBucket.Arn}}/jobs/{prefix}/*"
+            - Effect: Allow
+              Action: lambda:InvokeFunction
+              Resource: !Sub "arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{AWS::StackName}}-{prefix}"
 """
+
+
+def _yaml_path(path: str) -> str:
+    """Quoted where a path parameter's braces would read as YAML flow syntax."""
+    return f'"{path}"' if "{" in path else path
 
 
 def function_block(task: str, entry: TaskEntry) -> str:
     events = "".join(
-        f"        {name.title()}:\n"
+        f"        {name}:\n"
         f"          Type: Api\n"
-        f"          Properties: {{RestApiId: !Ref OncoServeApi, Path: {path}, Method: {method.lower()}}}\n"
-        for name, (method, path) in zip(entry.route_names, entry.routes()))
+        f"          Properties: {{RestApiId: !Ref OncoServeApi, Path: {_yaml_path(path)}, Method: {method.lower()}}}\n"
+        for name, method, path in entry.events())
     return (f"  {logical_id(task)}:\n    Type: AWS::Serverless::Function\n    Properties:\n"
             f"      PackageType: Image\n      MemorySize: {entry.memory_mb}\n"
             f"{_INPUT_BUCKET_ACCESS.format(prefix=entry.prefix) if entry.input == 'image' else ''}"

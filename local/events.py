@@ -53,9 +53,12 @@ def proxy_event(
     request_id: str | None = None,
     api_key: str | None = None,
     query: dict[str, list[str]] | None = None,
+    resource: str | None = None,
+    path_parameters: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A proxy event for ``method path`` with ``body`` (text, or base64 when ``base64_body``) and the
-    query string's parameters (``query``: name → values, as ``urllib.parse.parse_qs`` gives them)."""
+    query string's parameters (``query``: name → values, as ``urllib.parse.parse_qs`` gives them).
+    ``resource`` is the route's template (``/brain/jobs/{id}``) when it has ``path_parameters``."""
     event = copy.deepcopy(_BASE_EVENT)
     headers = {"Content-Type": "application/json", **(headers or {})}
     if isinstance(body, bytes):
@@ -65,8 +68,9 @@ def proxy_event(
             body = body.decode("utf-8")
     event.update(
         body=body,
-        resource=path,
+        resource=resource or path,
         path=path,
+        pathParameters=path_parameters or None,
         httpMethod=method,
         isBase64Encoded=base64_body,
         headers=headers,
@@ -75,7 +79,7 @@ def proxy_event(
     if query:
         event.update(queryStringParameters={k: v[-1] for k, v in query.items()}, multiValueQueryStringParameters=query)
     context = event["requestContext"]
-    context.update(path=f"/{STAGE}{path}", resourcePath=path, httpMethod=method)
+    context.update(path=f"/{STAGE}{path}", resourcePath=resource or path, httpMethod=method)
     if request_id is not None:
         context["requestId"] = request_id
         context["requestTimeEpoch"] = int(time.time() * 1000)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import re
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Mapping
@@ -43,6 +44,20 @@ class Gateway(ThreadingHTTPServer):
         self.usage_plan = usage_plan
         self.binary_media_types = binary_media_types
         self.docs: DocsSite | None = None  # /docs and /openapi.json, when set (local only, no key)
+
+    def find_route(self, method: str, path: str) -> tuple[Invoker, str, dict[str, str]] | None:
+        """(invoker, route template, path parameters) for ``method path``: an exact route, else one whose
+        ``{name}`` segments match (each one whole segment, as API Gateway matches them)."""
+        if (method, path) in self.routes:
+            return self.routes[(method, path)], path, {}
+        for (route_method, template), invoker in self.routes.items():
+            if route_method != method or "{" not in template:
+                continue
+            pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(template))
+            found = re.fullmatch(pattern, path)
+            if found:
+                return invoker, template, {name: urllib.parse.unquote(value) for name, value in found.groupdict().items()}
+        return None
 
     def key_is_valid(self, presented: str | None) -> bool:
         if not presented:
@@ -106,10 +121,11 @@ class _Handler(BaseHTTPRequestHandler):
         page = self.server.docs.answer(path) if self.server.docs and self.command == "GET" else None
         if page:
             return self._send(200, page[1], {"Content-Type": page[0]})
-        invoker = self.server.routes.get((self.command, path))
-        if invoker is None:
+        found = self.server.find_route(self.command, path)
+        if found is None:
             # API Gateway answers unknown routes like this, before any authorisation.
             return self._message(403, "Missing Authentication Token")
+        invoker, resource, path_parameters = found
         api_key = self.headers.get("x-api-key")
         if not self.server.key_is_valid(api_key):
             return self._message(403, "Forbidden")
@@ -126,7 +142,8 @@ class _Handler(BaseHTTPRequestHandler):
             binary = True
         # Binary media types and bodies that are not text travel base64-encoded, as API Gateway sends them.
         event = proxy_event(path, body if binary else text_body, method=self.command, headers=headers,
-                            base64_body=binary, request_id=self._request_id, api_key=api_key, query=query)
+                            base64_body=binary, request_id=self._request_id, api_key=api_key, query=query,
+                            resource=resource, path_parameters=path_parameters)
         try:
             result = invoker(event)
         except TimeoutError:

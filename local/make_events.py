@@ -94,6 +94,17 @@ def image_bad_events(path: str) -> Iterator[EventCase]:
     yield "bad_url_file_scheme.json", json_event(path, {"url": "file:///etc/passwd"}), _expect(422, "url_not_allowed")
 
 
+def job_events(prefix: str) -> Iterator[EventCase]:
+    """Jobs refused before any S3 call (the replay has no bucket), and the status route's path parameter."""
+    jobs = f"{prefix}/jobs"
+    yield "bad_job_without_inputs.json", json_event(jobs, {"route": "predict"}), _expect(422, "invalid_request")
+    yield ("bad_job_unknown_route.json", json_event(jobs, {"route": "segment", "inputs": {"bucket": "oncoserve-input",
+                                                                                           "prefix": "study/"}}),
+           _expect(422, "invalid_request"))
+    yield ("bad_job_malformed_id.json", proxy_event(f"{jobs}/not-a-job-id", None, method="GET", resource=f"{jobs}/{{id}}",
+                                                    path_parameters={"id": "not-a-job-id"}), _expect(404, "job_not_found"))
+
+
 # ------------------------------------------------------------------------------------------------
 # Per task
 # ------------------------------------------------------------------------------------------------
@@ -180,6 +191,7 @@ def histopathology_static() -> Iterator[EventCase]:
 
     yield from image_bad_events("/histopathology/predict")
     yield from service_events("/histopathology")
+    yield from job_events("/histopathology")
     big = base64.b64encode(_png(400, 400)).decode("ascii")
     yield ("bad_patch_too_large.json", json_event("/histopathology/predict", {"image": big}),
            _expect(422, "image_too_large_for_patch"))
@@ -318,6 +330,7 @@ def brain_static() -> Iterator[EventCase]:
     yield from image_bad_events("/brain/predict")
     yield from photograph_events("/brain/predict")
     yield from service_events("/brain")
+    yield from job_events("/brain")
     yield ("bad_unknown_modality.json", json_event("/brain/predict", {"image": "AAAA", "modality": "pet"}),
            _expect(422, "invalid_request"))
     yield from dicom_events("/brain/predict", colour_ok=False)
@@ -344,6 +357,7 @@ def skin_static() -> Iterator[EventCase]:
     yield from image_bad_events("/skin/predict")
     yield from photograph_events("/skin/predict")
     yield from service_events("/skin")
+    yield from job_events("/skin")
     yield ("bad_explain_not_boolean.json", json_event("/skin/predict", {"image": "AAAA", "explain": "yes"}),
            _expect(422, "invalid_request"))
     yield from dicom_events("/skin/predict", colour_ok=True)

@@ -2,8 +2,8 @@
 environments, each serving one invocation at a time (the emulator allows no more). A request waits
 for a free environment, or a new one is started (a cold start) while there are fewer than
 ``concurrency``; one that waits longer than the function's timeout is answered as API Gateway
-answers an integration timeout. An environment that crashes or stops answering is discarded and
-its request gets API Gateway's 502; the next request starts a fresh one."""
+answers an integration timeout. An environment that crashes, fails or stops answering is discarded
+and its request gets API Gateway's 502; the next request starts a fresh one."""
 
 from __future__ import annotations
 
@@ -72,8 +72,10 @@ class EnvironmentPool:
         except (OSError, http.client.HTTPException) as exc:  # crashed, hung or killed mid-request
             self._discard(environment, f"no answer ({type(exc).__name__})")
             return ENVIRONMENT_FAILED
-        if not (isinstance(result, dict) and "statusCode" in result) or not environment.alive:
-            reason = result.get("errorType") if isinstance(result, dict) else "not a proxy response"
+        # A result that is no proxy response is the gateway's 502, but only an error (or a dead runtime)
+        # costs the environment: a job's worker invocation rightly answers something else.
+        if not isinstance(result, dict) or "errorType" in result or not environment.alive:
+            reason = result.get("errorType") if isinstance(result, dict) else "not a JSON object"
             self._discard(environment, f"function error {reason}")
             return result if isinstance(result, dict) else ENVIRONMENT_FAILED
         with self._cond:

@@ -49,19 +49,24 @@ class LocalS3:
     @property
     def function_env(self) -> dict[str, str]:
         no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY"), LOOPBACK, "localhost"]))
-        return {"ONCOSERVE_INPUT_BUCKET": self.bucket, "AWS_ENDPOINT_URL_S3": self.endpoint,
+        # The emulator does not pass AWS_REGION on to the runtime; Lambda sets both, and a Lambda client needs one.
+        return {"ONCOSERVE_INPUT_BUCKET": self.bucket, "AWS_ENDPOINT_URL_S3": self.endpoint, "AWS_DEFAULT_REGION": "us-east-1",
                 "NO_PROXY": no_proxy, "no_proxy": no_proxy, **_FAKE_CREDENTIALS}
 
     def client(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        credentials = {name.lower(): value for name, value in _FAKE_CREDENTIALS.items()}  # aws_access_key_id=…
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            config=Config(proxies={}), **credentials)
+        return s3_client(self.endpoint)
 
     def __enter__(self) -> "LocalS3":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def s3_client(endpoint: str) -> Any:
+    """A boto3 S3 client of the local stand-in at ``endpoint`` (e.g. a ``make serve``'s, on ``ONCOSERVE_S3_PORT``)."""
+    import boto3
+    from botocore.config import Config
+
+    credentials = {name.lower(): value for name, value in _FAKE_CREDENTIALS.items()}  # aws_access_key_id=…
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", config=Config(proxies={}), **credentials)

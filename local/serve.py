@@ -6,7 +6,8 @@ Each function gets a pool of execution environments (``ONCOSERVE_CONCURRENCY``: 
 ``ONCOSERVE_FUNCTION_PORT`` gives a first one. ``API_KEY`` sets the key; if unset one is generated
 and printed. The usage plan is the template's (``ONCOSERVE_THROTTLE_RATE_LIMIT``,
 ``ONCOSERVE_THROTTLE_BURST_LIMIT``, ``ONCOSERVE_QUOTA_PER_DAY`` override it). S3 inputs and uploads use a local stand-in for S3 (see
-:mod:`local.s3`; ``ONCOSERVE_S3_PORT`` picks its port). Prints a line starting
+:mod:`local.s3`; ``ONCOSERVE_S3_PORT`` picks its port); jobs invoke their function through a local
+Lambda Invoke API on the same pools (:mod:`local.lambda_api`). Prints a line starting
 ``ready:`` once it answers; SIGINT, SIGTERM and SIGHUP stop it and every process it started."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .docs import DocsSite
 from .gateway import Gateway
+from .lambda_api import LocalLambdaApi
 from .pool import EnvironmentPool, side_by_side
 from .ports import PortAllocator
 from .s3 import LocalS3
@@ -89,16 +91,21 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = StopRequest().on_signals(signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     s3 = LocalS3(int(os.environ.get("ONCOSERVE_S3_PORT", "0")))
+    lambda_api = LocalLambdaApi()
+    threading.Thread(target=lambda_api.serve_forever, name="lambda-api", daemon=True).start()
     try:
         s3.start()
-        pools = start_pools(specs, concurrency, PortAllocator(args.function_port), env=s3.function_env)
+        env = {**s3.function_env, "AWS_ENDPOINT_URL_LAMBDA": lambda_api.endpoint}
+        pools = start_pools(specs, concurrency, PortAllocator(args.function_port), env=env)
     except Exception as exc:  # emulator missing, a port taken, a runtime that would not start
+        lambda_api.stop()
         s3.stop()
         gateway_server.server_close()
         print(f"error: the local API cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
     api_key = os.environ.get("API_KEY") or secrets.token_urlsafe(24)
     gateway_server.routes = {route: pool.invoke for pool in pools for route in pool.spec.routes}
+    lambda_api.invokers = {pool.spec.logical_id: pool.invoke for pool in pools}
     gateway_server.api_keys = [api_key.encode()]
     gateway_server.usage_plan = UsagePlan(limits)
     gateway_server.binary_media_types = binary_media_types()
@@ -137,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         if not failure:
             gateway_server.shutdown()
         gateway_server.server_close()
+        lambda_api.stop()
         stop_pools(pools)
         s3.stop()
     if failure:

@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import httpx
 
 from .errors import ApiError
 from .inputs import MAX_INLINE_BYTES, ExpressionSource, ImageSource, expression_body, image_body, image_bytes, media_type
-from .slides import merge_slide_chunks
 
 DEFAULT_URL = "http://127.0.0.1:3000"  # the local API (make serve)
 _TASK_OPTIONS = {"brain": {"modality", "explain", "frame", "ood"}, "skin": {"explain", "frame", "ood"},
@@ -24,7 +22,7 @@ TASKS = {"histopathology": "/histopathology", "brain": "/brain", "skin": "/skin"
 
 class Client:
     """The OncoServe API. ``url`` defaults to ``$ONCOSERVE_URL`` or the local API, ``api_key`` to
-    ``$ONCOSERVE_API_KEY``. Each call raises :class:`ApiError` unless the answer is 200."""
+    ``$ONCOSERVE_API_KEY``. Each call raises :class:`ApiError` unless the answer is 2xx."""
 
     def __init__(self, url: str | None = None, api_key: str | None = None, *, timeout_s: float = 60.0,
                  retries: int = 4, backoff_s: float = 0.5, max_backoff_s: float = 10.0,
@@ -90,18 +88,55 @@ class Client:
         return method(source, **chosen)
 
     def slide(self, slide: ImageSource | dict[str, str], *, workers: int = 1, mpp: float | None = None,
-              ood: str | None = None) -> dict[str, Any]:
+              ood: str | None = None, timeout_s: float = 900.0) -> dict[str, Any]:
         """A whole-slide image (a pyramidal TIFF path or bytes, uploaded first; or the ``{"bucket",
-        "key"}`` of one already uploaded): its IDC map. ``workers`` > 1 sends that many chunks side
-        by side and merges their answers into the one answer a single request gives."""
+        "key"}`` of one already uploaded): its IDC map. ``workers`` > 1 runs it as a job in that many
+        parts, side by side, merged by the API into the one answer a single request gives."""
         reference = slide if isinstance(slide, dict) else self.upload("histopathology", slide)
-        body = {"s3": reference, **_options(mpp=mpp, ood=ood)}
+        options = _options(mpp=mpp, ood=ood)
         if workers <= 1:
-            return self._post("/histopathology/slide", body)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            answers = list(pool.map(lambda index: self._post("/histopathology/slide", {
-                **body, "chunk": {"index": index, "count": workers}}), range(workers)))
-        return merge_slide_chunks(answers)
+            return self._post("/histopathology/slide", {"s3": reference, **options})
+        job = self.submit_job("histopathology", "slide", {"bucket": reference["bucket"], "keys": [reference["key"]]},
+                              options=options, chunks=workers, max_concurrency=workers)
+        item = self.job_result("histopathology", self.wait_for_job("histopathology", job["id"], timeout_s=timeout_s))["items"][0]
+        if item["status"] != 200:
+            raise ApiError.from_answer(item["status"], {"error": item["error"]})
+        return item["answer"]
+
+    # -- jobs: a route over many objects of the input bucket, on the API's own concurrency ---------
+    def submit_job(self, task: str, route: str, inputs: dict[str, Any], *, options: dict[str, Any] | None = None,
+                   **settings: Any) -> dict[str, Any]:
+        """Start ``route`` (``predict``, ``region``, ``slide``) over ``inputs`` (``{"bucket", "prefix"}`` or
+        ``{"bucket", "keys"}``); ``settings``: ``chunk_size``, ``chunks``, ``max_concurrency``. Returns the job."""
+        body = {"route": route, "inputs": inputs, **({"options": options} if options else {}), **_options(**settings)}
+        return self._post(f"{TASKS[task.replace('-', '_')]}/jobs", body)["job"]
+
+    def job(self, task: str, job_id: str) -> dict[str, Any]:
+        """A job's progress; once ``status`` is ``completed``, its summary and where its results are."""
+        return self._request("GET", f"{TASKS[task.replace('-', '_')]}/jobs/{job_id}")["job"]
+
+    def wait_for_job(self, task: str, job_id: str, *, timeout_s: float = 900.0, poll_s: float = 1.0) -> dict[str, Any]:
+        """Poll until the job is completed; raises ``TimeoutError`` after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            job = self.job(task, job_id)
+            if job["status"] == "completed":
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} not completed after {timeout_s} s ({job['chunks']})")
+            self._sleep(poll_s)
+
+    def job_result(self, task: str, job: dict[str, Any]) -> dict[str, Any]:
+        """A completed job's results (``items``: each object's answer or error, in the job's order)."""
+        if job.get("status") != "completed":
+            job = self.job(task, job["id"])
+        if job["status"] != "completed":
+            raise ValueError(f"job {job['id']} is still running")
+        # Straight from S3, without the API key: the signed URL is the permission.
+        response = httpx.get(job["result"]["url"], timeout=self._http.timeout)
+        if response.status_code != 200:
+            raise ApiError(response.status_code, "result_unavailable", f"S3 refused the result: {response.text[:200]}")
+        return response.json()
 
     def upload(self, task: str, source: ImageSource) -> dict[str, str]:
         """Put a file into the API's input bucket through a presigned URL; return the ``{"bucket",
@@ -143,7 +178,7 @@ class Client:
         for attempt in range(self.retries + 1):
             try:
                 response = self._http.request(method, path, **kwargs)
-                if response.status_code == 200:
+                if 200 <= response.status_code < 300:  # 202: a job accepted
                     return response.json()
                 error = ApiError.from_answer(response.status_code, _json_or_text(response))
                 retry_after = _retry_after(response)

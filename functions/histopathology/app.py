@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from region import map_tiles, run_tiles, tile_probabilities, tile_region
+from slide_merge import merge_slide_chunks
 from slide_route import SLIDE_ANSWER, SLIDE_SCHEMA, predict_slide
 
 from oncoserve_runtime import (
@@ -124,6 +125,6 @@ lambda_handler = build_lambda_handler("histopathology", MODEL, [
     Route("/histopathology/region", image_request_schema(), predict_region, response=REGION_ANSWER,
           errors=(*error_codes.IMAGE, *error_codes.GUARDED), summary="A larger H&E region: p(IDC) grid, IDC area fraction, heatmap"),
     Route("/histopathology/slide", SLIDE_SCHEMA, predict_slide, response=SLIDE_ANSWER,
-          errors=(*error_codes.S3, *error_codes.SLIDE, *error_codes.GUARDED),
+          errors=(*error_codes.S3, *error_codes.SLIDE, *error_codes.GUARDED), merge_chunks=merge_slide_chunks,
           summary="A whole-slide image (pyramidal TIFF) in the input bucket: the IDC map of its tissue"),
 ])

@@ -52,7 +52,8 @@ def chunk_rows(rows: int, chunk: dict[str, int] | None) -> range:
     if chunk["index"] >= chunk["count"]:
         raise UnprocessableEntityError("invalid_request", "body.chunk.index must be smaller than body.chunk.count",
                                        details={"field": "body.chunk.index", "rule": "less_than_count"})
-    first, last = (rows * chunk["index"]) // chunk["count"], (rows * (chunk["index"] + 1)) // chunk["count"]
+    index, count = int(chunk["index"]), int(chunk["count"])  # JSON Schema's "integer" takes 2.0 too
+    first, last = (rows * index) // count, (rows * (index + 1)) // count
     return range(first, last)
 
 

@@ -50,6 +50,11 @@ CATALOGUE: dict[str, ErrorCode] = {
     "slide_without_mpp": ErrorCode(422, "The slide states no microns per pixel and the request gave no 'mpp'."),
     "slide_too_coarse": ErrorCode(422, "Level 0 is coarser than the model's 4 µm/px: it would have to be upsampled."),
     "slide_too_large": ErrorCode(413, "More tissue tiles than one request scores, or no pyramid level near 4 µm/px."),
+    # Jobs (batches and slides in parts)
+    "job_not_found": ErrorCode(404, "No job with that id on this function (or it has expired with the bucket's lifecycle rule)."),
+    "too_many_job_items": ErrorCode(413, "More objects than one job covers (10,000); split the prefix or the keys."),
+    "no_job_inputs": ErrorCode(422, "No object under the job's prefix in the input bucket."),
+    "job_start_failed": ErrorCode(502, "Lambda did not take the job's invocations; submit it again (a partly started job expires)."),
     # DICOM
     "corrupt_dicom": ErrorCode(422, "A DICOM file that cannot be read."),
     "dicom_without_pixel_data": ErrorCode(422, "A DICOM file with no image in it."),

@@ -14,6 +14,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from . import responses
 from .errors import ApiError, MethodNotAllowedError, NotFoundError
+from .job_routes import job_routes
+from .jobs import is_job_event, run_job_chunk
 from .model import ModelHandle
 from .observability import logger, metrics, tracer
 from .requests import parse_body, validate_body
@@ -37,14 +39,15 @@ def _route_for(event: dict[str, Any], routes: Mapping[str, Route]) -> Route:
 
 
 def handler_routes(task: str, routes: list[Route]) -> list[Route]:
-    """``routes``, the upload route when one of them takes S3 inputs, and the metadata and health
-    routes, under their common prefix (``/brain``)."""
+    """``routes``, the upload and job routes when some of them take S3 inputs, and the metadata and
+    health routes, under their common prefix (``/brain``)."""
     prefixes = {route.prefix for route in routes}
     if len(prefixes) != 1:
         raise ValueError(f"a function's routes share one prefix, got {sorted(prefixes)}")
     prefix = prefixes.pop()
     slides = any(route.path.endswith("/slide") for route in routes)
-    uploads = [upload_route(task, prefix, slides=slides)] if any(map(takes_s3_inputs, routes)) else []
+    from_s3 = [route for route in routes if takes_s3_inputs(route)]
+    uploads = [upload_route(task, prefix, slides=slides), *job_routes(task, prefix, from_s3)] if from_s3 else []
     return [*routes, *uploads, *service_routes(task, prefix)]
 
 
@@ -54,6 +57,8 @@ def build_lambda_handler(task: str, model: ModelHandle, routes: list[Route]) -> 
     are the handler's ``routes`` attribute: the contract ``openapi.yaml`` is generated from."""
     served = handler_routes(task, routes)
     by_path = {route.path: route for route in served}
+    by_name = {route.name: route for route in routes}  # what a job may run
+    folder = served[0].prefix.strip("/")
 
     @logger.inject_lambda_context(log_event=False, clear_state=True)
     @metrics.log_metrics
@@ -62,18 +67,20 @@ def build_lambda_handler(task: str, model: ModelHandle, routes: list[Route]) -> 
         started = time.perf_counter()
         logger.append_keys(task=task)
         metrics.add_dimension(name="task", value=task)
+        if is_job_event(event):  # an asynchronous invocation a job queued, not an API request
+            return run_job_chunk(event, folder, by_name, model.get())
         try:
             if not isinstance(event, dict):
                 raise NotFoundError("unknown_route", "The event is not an API Gateway proxy event.")
             route = _route_for(event, by_path)
             bundle = model.get()
             logger.append_keys(route=route.path, model_version=bundle.info["version"])
-            body: dict[str, Any] = {}
+            body: dict[str, Any] = dict(event.get("pathParameters") or {}) if route.path_parameters else {}
             if route.schema is not None:
                 body = parse_body(event, route.schema, route.binary_types)
                 validate_body(body, route.schema)
             result = route.predict(body, bundle)
-            response = responses.ok({"task": task, "model": bundle.info, **result})
+            response = responses.ok({"task": task, "model": bundle.info, **result}, status=route.status)
             if route.method == "POST":  # metadata and health probes are not predictions
                 metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
         except ApiError as err:

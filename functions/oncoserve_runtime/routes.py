@@ -16,7 +16,11 @@ class Route:
     """``METHOD path``: validate the body against ``schema`` (a POST's JSON body; ``None`` for a GET),
     then ``predict(body, model)``. A route with ``binary_types`` also takes a raw file of those media
     types as the body. ``response`` (the 200 body) and ``errors`` (the codes it can answer, besides
-    :data:`.error_codes.EVERY_ROUTE`) are the published contract; ``summary`` titles it in the docs."""
+    :data:`.error_codes.EVERY_ROUTE`) are the published contract; ``summary`` titles it in the docs.
+    ``status`` is a success's HTTP status (202 for work accepted, not done); ``path_parameters`` name
+    the ``{name}`` segments of ``path`` with their schemas. A route with ``merge_chunks`` scores one
+    object in parts (``body.chunk`` {index, count}) and that function adds the parts' answers up to
+    the whole object's: a job splits such an object into chunks rather than grouping objects."""
 
     path: str
     schema: Mapping[str, Any] | None
@@ -26,11 +30,19 @@ class Route:
     response: Mapping[str, Any] | None = None
     errors: tuple[str, ...] = ()
     summary: str = ""
+    status: int = 200
+    path_parameters: Mapping[str, Mapping[str, Any]] | None = None
+    merge_chunks: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None
 
     @property
     def prefix(self) -> str:
         """``/brain`` of ``/brain/predict``: the task's part of the API."""
         return "/" + self.path.strip("/").split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        """``predict`` of ``/brain/predict``, ``jobs_id`` of ``/brain/jobs/{id}``: unique on its function."""
+        return "_".join(part.strip("{}") for part in self.path.strip("/").split("/")[1:])
 
     @property
     def all_errors(self) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ and loads only for S3 requests; ``AWS_ENDPOINT_URL_S3`` points it at a local S3 
 from __future__ import annotations
 
 import io
+import json
 import os
 import uuid
 from contextlib import contextmanager
@@ -90,11 +91,16 @@ def _as_api_errors(bucket: str, key: str) -> Iterator[None]:
         raise _refusal(exc, bucket, key) from None
 
 
+def only_input_bucket(bucket: str) -> str:
+    """``bucket``, refused before any S3 call unless it is the input bucket."""
+    if bucket != input_bucket():
+        raise ForbiddenError("s3_access_denied", f"Only the deployment's input bucket can be read, not {bucket!r}.")
+    return bucket
+
+
 def _in_input_bucket(reference: dict[str, str]) -> tuple[str, str]:
     """(bucket, key), refused before any S3 call unless the bucket is the input bucket."""
-    if reference["bucket"] != input_bucket():
-        raise ForbiddenError("s3_access_denied",
-                             f"Only the deployment's input bucket can be read, not {reference['bucket']!r}.")
+    only_input_bucket(reference["bucket"])
     if len(reference["key"].encode("utf-8")) > 1024:  # S3 counts bytes; the schema can only count characters
         raise UnprocessableEntityError("invalid_request", "body.s3.key is over S3's 1,024 bytes",
                                        details={"field": "body.s3.key", "rule": "maxBytes"})
@@ -194,3 +200,50 @@ def presigned_upload(folder: str, content_type: str, size: int, *, slides: bool 
                    "headers": {"Content-Type": content_type, "Content-Length": str(size)}},
         "s3": {"bucket": bucket, "key": key},
     }
+
+
+def list_keys(reference: dict[str, str], limit: int) -> list[str]:
+    """The keys under ``reference["prefix"]`` of the input bucket in S3's (lexicographic) order, without
+    "folder" placeholders; at most ``limit`` + 1, so that a caller can tell "more than ``limit``"."""
+    bucket, prefix = only_input_bucket(reference["bucket"]), reference.get("prefix") or ""
+    keys: list[str] = []
+    with _as_api_errors(bucket, prefix):
+        for page in _client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys += [item["Key"] for item in page.get("Contents", []) if not item["Key"].endswith("/")]
+            if len(keys) > limit:
+                return keys[: limit + 1]
+    return keys
+
+
+def put_json(key: str, value: Any) -> None:
+    """Write ``value`` as a JSON object at ``key`` of the input bucket (the function's own records)."""
+    bucket = input_bucket()
+    with _as_api_errors(bucket, key):
+        _client().put_object(Bucket=bucket, Key=key, ContentType="application/json",
+                             Body=json.dumps(value, allow_nan=False, separators=(",", ":")).encode())
+
+
+def get_json(key: str) -> Any | None:
+    """The JSON object at ``key`` of the input bucket, or ``None`` when there is none."""
+    try:
+        data = read_object({"bucket": input_bucket(), "key": key}, max_bytes=MAX_OBJECT_BYTES)
+    except UnprocessableEntityError:  # s3_object_not_found
+        return None
+    return json.loads(data)
+
+
+def count_keys(prefix: str) -> int:
+    """How many objects of the input bucket start with ``prefix``."""
+    bucket, count = input_bucket(), 0
+    with _as_api_errors(bucket, prefix):
+        for page in _client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            count += page.get("KeyCount", 0)
+    return count
+
+
+def presigned_download(key: str) -> dict[str, Any]:
+    """A URL that GETs ``key`` of the input bucket without AWS credentials, for :data:`UPLOAD_EXPIRY_S`."""
+    bucket = input_bucket()
+    with _as_api_errors(bucket, key):
+        url = _client().generate_presigned_url("get_object", ExpiresIn=UPLOAD_EXPIRY_S, Params={"Bucket": bucket, "Key": key})
+    return {"url": url, "expires_in_s": UPLOAD_EXPIRY_S, "s3": {"bucket": bucket, "key": key}}

@@ -136,7 +136,7 @@ SAME_IN_CHUNKS = ("label", "probabilities", "threshold", "slide", "tiles", "idc_
 
 
 def test_four_chunks_merged_are_the_single_requests_answer(app, bucket):
-    from oncoserve.slides import merge_slide_chunks
+    from slide_merge import merge_slide_chunks  # functions/histopathology/, importable once the app is loaded
 
     _, whole = slide(app, bucket, "pyramid.tif", ood="report")
     chunks = [slide(app, bucket, "pyramid.tif", ood="report", chunk={"index": i, "count": 4})[1] for i in range(4)]
@@ -148,6 +148,8 @@ def test_four_chunks_merged_are_the_single_requests_answer(app, bucket):
     assert merged["tissue_area_mm2"] == pytest.approx(whole["tissue_area_mm2"])
     status, answer = slide(app, bucket, "pyramid.tif", chunk={"index": 4, "count": 4})
     assert (status, answer["error"]["code"]) == (422, "invalid_request")
+    status, answer = slide(app, bucket, "pyramid.tif", ood="report", chunk={"index": 1.0, "count": 4.0})  # "integer" admits 1.0
+    assert status == 200 and answer["grid"]["band"] == chunks[1]["grid"]["band"]
     with pytest.raises(ValueError, match="do not cover"):
         merge_slide_chunks(chunks[:3])
 
@@ -171,8 +173,9 @@ def test_not_a_slide_and_another_bucket_are_refused(app, bucket):
     assert (status, answer["error"]["code"]) == (403, "s3_access_denied")
 
 
-def test_the_local_api_spreads_a_slide_over_four_environments_and_merges_it_to_the_same_map(patches, tmp_path):
-    # The local API's pool (4 environments for histopathology) stands in for Lambda's concurrency.
+def test_a_slide_job_spreads_over_four_environments_and_merges_to_the_single_requests_map(patches, tmp_path):
+    # POST /histopathology/jobs splits the slide into 4 parts, each an asynchronous invocation through the
+    # local Lambda Invoke API on the function's pool (4 environments: Lambda's concurrency in miniature).
     from local.running import LocalApi
     from oncoserve import Client
 
@@ -183,9 +186,14 @@ def test_the_local_api_spreads_a_slide_over_four_environments_and_merges_it_to_t
         with Client(served.url, "slide-test-key") as client:
             reference = client.upload("histopathology", tmp_path / "slide.tif")
             whole = client.slide(reference, ood="report")
-            merged = client.slide(reference, workers=4, ood="report")
+            job = client.submit_job("histopathology", "slide", {"bucket": reference["bucket"], "keys": [reference["key"]]},
+                                    options={"ood": "report"}, chunks=4, max_concurrency=4)
+            assert job["chunks"]["total"] == 4 and job["max_concurrency"] == 4
+            done = client.wait_for_job("histopathology", job["id"], timeout_s=240, poll_s=0.5)
+            merged = client.job_result("histopathology", done)["items"][0]["answer"]
+        assert done["summary"] == {"items": 1, "succeeded": 1, "failed": 0, "labels": {whole["label"]: 1}, "errors": {}}
         assert merged["chunks"] == 4 and merged["grid"] == whole["grid"]
         assert {k: merged[k] for k in SAME_IN_CHUNKS} == {k: whole[k] for k in SAME_IN_CHUNKS}
-        assert len(served.runtime_processes()) >= 4  # four environments answered side by side
+        assert len(served.runtime_processes()) >= 4  # four environments ran the parts side by side
     finally:
         served.stop()

@@ -32,7 +32,7 @@ def gateway():
     def broken(event):
         raise KeyError("a bug behind the gateway")
 
-    routes = {("POST", "/echo/predict"): echo, ("POST", "/crash/predict"): crash,
+    routes = {("POST", "/echo/predict"): echo, ("GET", "/echo/jobs/{id}"): echo, ("POST", "/crash/predict"): crash,
               ("POST", "/slow/predict"): slow, ("POST", "/broken/predict"): broken}
     # A plan nobody reaches here (tests of the plan set their own below).
     server = Gateway(0, routes, [KEY], UsagePlan(Limits(rate=1000.0, burst=1000, quota_per_day=10**6)))
@@ -150,3 +150,18 @@ def test_the_local_api_takes_the_templates_binary_media_types():
     from local.template import binary_media_types
 
     assert binary_media_types() == ("application/dicom",)
+
+
+def test_a_path_parameter_reaches_the_function_as_api_gateway_sends_it(gateway):
+    url, seen, _ = gateway
+    status, _, _ = call(f"{url}/echo/jobs/ab%20c", body=None, method="GET")
+    assert status == 201
+    assert (seen[-1]["resource"], seen[-1]["path"], seen[-1]["pathParameters"]) == ("/echo/jobs/{id}", "/echo/jobs/ab%20c", {"id": "ab c"})
+    assert seen[-1]["requestContext"]["resourcePath"] == "/echo/jobs/{id}"
+
+
+@pytest.mark.parametrize("path", ["/echo/jobs/", "/echo/jobs/a/b", "/echo/jobs"])
+def test_a_parameter_is_one_whole_segment(gateway, path):
+    url, seen, _ = gateway
+    status, body, _ = call(url + path, body=None, method="GET")
+    assert (status, body) == (403, {"message": "Missing Authentication Token"}) and seen == []

@@ -13,9 +13,11 @@ def test_the_registry_states_the_five_tasks_and_their_public_routes():
     # Written out once here, so that a registry edit that drops or renames a route is seen.
     assert CONTRACT["HistopathologyFunction"] == {("POST", "/histopathology/predict"), ("POST", "/histopathology/region"),
                                                   ("POST", "/histopathology/slide"),
-                                                  ("POST", "/histopathology/uploads"), ("GET", "/histopathology/model"),
+                                                  ("POST", "/histopathology/uploads"), ("POST", "/histopathology/jobs"),
+                                                  ("GET", "/histopathology/jobs/{id}"), ("GET", "/histopathology/model"),
                                                   ("GET", "/histopathology/health")}
     assert ("POST", "/leukemia/uploads") not in CONTRACT["LeukemiaFunction"]  # no image, no upload
+    assert ("POST", "/leukemia/jobs") not in CONTRACT["LeukemiaFunction"]  # nothing in the bucket to run over
     assert CONTRACT["BreastSurvivalFunction"] >= {("POST", "/breast-survival/predict")}
     assert set(CONTRACT) == {"HistopathologyFunction", "BrainFunction", "SkinFunction", "LeukemiaFunction",
                              "BreastSurvivalFunction"}
@@ -58,18 +60,19 @@ def test_outputs_give_testers_the_url_and_key(template):
     assert outputs["ApiKeyId"]["Value"] == {"Ref": "OncoServeApiApiKey"}
 
 
-def test_the_input_bucket_is_private_encrypted_tls_only_and_expires_uploads(template):
+def test_the_input_bucket_is_private_encrypted_tls_only_and_expires_uploads_and_jobs(template):
     bucket = template["Resources"]["InputBucket"]["Properties"]
     assert all(bucket["PublicAccessBlockConfiguration"].values())
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
-    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
-    assert rule["Prefix"] == "uploads/" and rule["ExpirationInDays"] == {"Ref": "UploadRetentionDays"}
+    uploads, jobs = bucket["LifecycleConfiguration"]["Rules"]
+    assert uploads["Prefix"] == "uploads/" and uploads["ExpirationInDays"] == {"Ref": "UploadRetentionDays"}
+    assert jobs["Prefix"] == "jobs/" and jobs["ExpirationInDays"] == {"Ref": "JobRetentionDays"}
     (deny,) = template["Resources"]["InputBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 @pytest.mark.parametrize("task", list(TASKS))
-def test_only_image_functions_reach_the_bucket_and_each_signs_uploads_under_its_own_prefix(template, task):
+def test_only_image_functions_reach_the_bucket_and_each_writes_and_invokes_only_its_own(template, task):
     properties = template["Resources"][function_id(task)]["Properties"]
     if TASKS[task].input != "image":
         assert "Policies" not in properties and "Environment" not in properties
@@ -78,6 +81,14 @@ def test_only_image_functions_reach_the_bucket_and_each_signs_uploads_under_its_
     (policy,) = properties["Policies"]
     grants = {statement["Action"]: statement["Resource"] for statement in policy["Statement"]}
     assert all(statement["Effect"] == "Allow" for statement in policy["Statement"])
+    prefix = TASKS[task].prefix
+    name = f"${{AWS::StackName}}-{prefix}"
     assert grants == {"s3:GetObject": {"Sub": "${InputBucket.Arn}/*"},
                       "s3:ListBucket": {"GetAtt": "InputBucket.Arn"},
-                      "s3:PutObject": {"Sub": f"${{InputBucket.Arn}}/uploads/{TASKS[task].prefix}/*"}}
+                      "s3:PutObject": [{"Sub": f"${{InputBucket.Arn}}/uploads/{prefix}/*"},
+                                       {"Sub": f"${{InputBucket.Arn}}/jobs/{prefix}/*"}],
+                      # a job's chunks: the function invokes itself, by the name the template gives it
+                      "lambda:InvokeFunction": {"Sub": f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{name}"}}
+    assert properties["FunctionName"] == {"Sub": name}
+    assert properties["EventInvokeConfig"]["MaximumRetryAttempts"] == 2
+    assert properties["Environment"]["Variables"]["ONCOSERVE_JOB_MAX_CONCURRENCY"] == {"Ref": "JobMaxConcurrency"}

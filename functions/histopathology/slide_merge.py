@@ -1,12 +1,20 @@
-"""A whole slide scored in chunks (bands of tile rows), one request each, and the answers merged
+"""A whole slide scored in chunks (bands of tile rows), one invocation each, and the answers merged
 into the one answer a single request gives: counts and areas add up, the grids interleave, the
-label and probabilities are those of the most suspicious tile, the top regions the best of all."""
+label and probabilities are those of the most suspicious tile, the top regions the best of all.
+A slide job (``POST /histopathology/jobs`` with ``"route": "slide"``) merges its parts with it; the
+merged answer's heatmap is the grid alone (the parts carry no slide pixels)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-TOP_REGIONS = 10
+import numpy as np
+from PIL import Image
+from slide_route import TOP_REGIONS
+
+from oncoserve_runtime import overlay_png_base64
+
+MAP_CELL_PX = 8  # a merged map has no slide pixels under it: each tile a block on white
 
 
 def merge_slide_chunks(answers: list[dict[str, Any]]) -> dict[str, Any]:
@@ -29,7 +37,7 @@ def merge_slide_chunks(answers: list[dict[str, Any]]) -> dict[str, Any]:
     regions = sorted((region for a in answers for region in a["top_regions"]),
                      key=lambda r: (-r["idc"], r["y"], r["x"]))[:TOP_REGIONS]
     return {
-        **{key: first[key] for key in ("task", "model", "threshold", "slide") if key in first},
+        **{key: first[key] for key in ("threshold", "slide")},
         "label": "idc" if tiles["idc_positive"] else "non_idc",
         "probabilities": {"non_idc": 1.0 - worst, "idc": worst},
         "grid": {"rows": rows, "cols": cols, "tile": first["grid"]["tile"], "band": [0, rows], "probabilities": grid},
@@ -38,6 +46,14 @@ def merge_slide_chunks(answers: list[dict[str, Any]]) -> dict[str, Any]:
         "idc_area_mm2": round(sum(a["idc_area_mm2"] for a in answers), 4),
         "idc_fraction_of_tissue": tiles["idc_positive"] / tiles["scored"] if tiles["scored"] else 0.0,
         "top_regions": regions,
+        "heatmap_png": _map_png(grid),
         "chunks": len(answers),
         "elapsed_ms": max(a["elapsed_ms"] for a in answers),
     }
+
+
+def _map_png(grid: list[list[float | None]]) -> str:
+    """The p(IDC) grid as a PNG: the parts carry no pixels, so the map stands on white."""
+    heat = np.array([[np.nan if v is None else v for v in row] for row in grid], dtype=np.float64).reshape(len(grid), -1)
+    canvas = Image.new("RGB", (max(1, heat.shape[1] * MAP_CELL_PX), max(1, heat.shape[0] * MAP_CELL_PX)), "white")
+    return overlay_png_base64(canvas, heat, max_side=1024, alpha=1.0)
