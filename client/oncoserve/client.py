@@ -109,14 +109,18 @@ class Client:
         """Start ``route`` (``predict``, ``region``, ``slide``) over ``inputs`` (``{"bucket", "prefix"}`` or
         ``{"bucket", "keys"}``); ``settings``: ``chunk_size``, ``chunks``, ``max_concurrency``. Returns the job."""
         body = {"route": route, "inputs": inputs, **({"options": options} if options else {}), **_options(**settings)}
-        return self._post(f"{TASKS[task.replace('-', '_')]}/jobs", body)["job"]
+        # Sent again only when API Gateway throttled it (it never ran): a lost answer may hide a started job.
+        return self._request("POST", f"{TASKS[task.replace('-', '_')]}/jobs", json=body,
+                             retry_when=lambda error: error.code == "throttled")["job"]
 
     def job(self, task: str, job_id: str) -> dict[str, Any]:
         """A job's progress; once ``status`` is ``completed``, its summary and where its results are."""
         return self._request("GET", f"{TASKS[task.replace('-', '_')]}/jobs/{job_id}")["job"]
 
-    def wait_for_job(self, task: str, job_id: str, *, timeout_s: float = 900.0, poll_s: float = 1.0) -> dict[str, Any]:
-        """Poll until the job is completed; raises ``TimeoutError`` after ``timeout_s``."""
+    def wait_for_job(self, task: str, job_id: str, *, timeout_s: float = 900.0, poll_s: float = 1.0,
+                     max_poll_s: float = 15.0) -> dict[str, Any]:
+        """Poll until the job is completed, the interval doubling from ``poll_s`` to ``max_poll_s`` (each
+        poll counts against the key's quota); raises ``TimeoutError`` after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while True:
             job = self.job(task, job_id)
@@ -125,6 +129,7 @@ class Client:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} not completed after {timeout_s} s ({job['chunks']})")
             self._sleep(poll_s)
+            poll_s = min(max_poll_s, poll_s * 2)
 
     def job_result(self, task: str, job: dict[str, Any]) -> dict[str, Any]:
         """A completed job's results (``items``: each object's answer or error, in the job's order)."""
@@ -132,8 +137,10 @@ class Client:
             job = self.job(task, job["id"])
         if job["status"] != "completed":
             raise ValueError(f"job {job['id']} is still running")
-        # Straight from S3, without the API key: the signed URL is the permission.
+        # Straight from S3, without the API key: the signed URL is the permission (a fresh one if it expired).
         response = httpx.get(job["result"]["url"], timeout=self._http.timeout)
+        if response.status_code == 403:
+            response = httpx.get(self.job(task, job["id"])["result"]["url"], timeout=self._http.timeout)
         if response.status_code != 200:
             raise ApiError(response.status_code, "result_unavailable", f"S3 refused the result: {response.text[:200]}")
         return response.json()
@@ -174,7 +181,9 @@ class Client:
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", path, json=body)
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _request(self, method: str, path: str, *, retry_when: Callable[[ApiError], bool] | None = None,
+                 **kwargs: Any) -> dict[str, Any]:
+        retry_when = retry_when or (lambda error: error.retryable)
         for attempt in range(self.retries + 1):
             try:
                 response = self._http.request(method, path, **kwargs)
@@ -184,7 +193,7 @@ class Client:
                 retry_after = _retry_after(response)
             except httpx.TransportError as exc:  # no answer: refused, reset, timed out
                 error, retry_after = ApiError(0, "transport_error", f"{type(exc).__name__}: {exc}"), None
-            if not error.retryable or attempt == self.retries:
+            if not retry_when(error) or attempt == self.retries:
                 raise error
             self.retried += 1
             # Full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter"): concurrent

@@ -57,40 +57,34 @@ def chunk_rows(rows: int, chunk: dict[str, int] | None) -> range:
     return range(first, last)
 
 
-def tissue_tiles(pixels: np.ndarray, tile: int, band: range | None = None
-                 ) -> tuple[np.ndarray, list[tuple[int, int]], int, int, int]:
-    """(tissue tiles, their (row, col), rows, cols, glass tiles) of the whole tiles of ``pixels``
-    in the tile rows ``band`` (all rows by default)."""
+def tissue_tiles(pixels: np.ndarray, tile: int, first_row: int = 0) -> tuple[np.ndarray, list[tuple[int, int]], int]:
+    """(tissue tiles, their (row, col) on the slide's grid, glass tiles) of the whole tiles of
+    ``pixels``, a band of the slide starting at tile row ``first_row``."""
     fraction = tissue_fraction(pixels, tile)
-    rows, cols = fraction.shape
-    band = range(rows) if band is None else band
-    in_band = np.zeros(rows, bool)
-    in_band[band.start:band.stop] = True
-    cells = [tuple(int(v) for v in cell) for cell in np.argwhere((fraction >= MIN_TISSUE_FRACTION) & in_band[:, None])]
+    cells = [(int(r) + first_row, int(c)) for r, c in np.argwhere(fraction >= MIN_TISSUE_FRACTION)]
     if len(cells) > MAX_SLIDE_TILES:
         raise PayloadTooLargeError("slide_too_large", f"The slide has {len(cells)} tissue tiles; one request scores "
                                    f"at most {MAX_SLIDE_TILES}: send it in chunks (body.chunk).")
-    tiles = np.stack([pixels[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile] for r, c in cells]).astype(np.float32) \
-        if cells else np.zeros((0, tile, tile, 3), np.float32)
-    return tiles, cells, rows, cols, len(band) * cols - len(cells)
+    tiles = np.stack([pixels[(r - first_row) * tile:(r - first_row + 1) * tile, c * tile:(c + 1) * tile]
+                      for r, c in cells]).astype(np.float32) if cells else np.zeros((0, tile, tile, 3), np.float32)
+    return tiles, cells, fraction.size - len(cells)
 
 
 def predict_slide(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     started = time.perf_counter()
-    with open_object(body["s3"]) as handle:
-        slide = read_slide(handle, mpp=body.get("mpp"))
     tile = model.contract.output.region.tile
-    band = chunk_rows(slide.pixels.shape[0] // tile, body.get("chunk"))
-    tiles, cells, rows, cols, glass = tissue_tiles(slide.pixels, tile, band)
+    with open_object(body["s3"]) as handle:
+        slide = read_slide(handle, tile=tile, mpp=body.get("mpp"), band=lambda rows: chunk_rows(rows, body.get("chunk")))
+    tiles, cells, glass = tissue_tiles(slide.pixels, tile, slide.band.start)
     p, flags = tile_probabilities(model, run_tiles(model.run, tiles), body)
     threshold = model.contract.output.threshold
-    mapped = map_tiles(cells, p, flags, (rows, cols), threshold)
+    mapped = map_tiles(cells, p, flags, (slide.rows, slide.cols), threshold)
     tile_mm2 = (tile * MODEL_MPP / 1000.0) ** 2
     answer = {
         **mapped.label_and_probabilities(),
         "threshold": threshold,
         "slide": _slide_info(slide),
-        "grid": {"rows": rows, "cols": cols, "tile": tile, "band": [band.start, band.stop],
+        "grid": {"rows": slide.rows, "cols": slide.cols, "tile": tile, "band": [slide.band.start, slide.band.stop],
                  "probabilities": mapped.grid_values()},
         "tiles": {"tissue": len(cells), "glass": glass, "scored": len(mapped.scored), "idc_positive": mapped.positive,
                   "out_of_distribution": mapped.out_of_distribution, "atypical": mapped.atypical},

@@ -17,7 +17,7 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import numpy as np
 from PIL import Image
@@ -35,14 +35,17 @@ _APERIO_MPP = re.compile(r"MPP\s*=\s*(\d+(?:\.\d+)?)")
 
 @dataclass(frozen=True)
 class SlideImage:
-    """The slide at the model's scale, and how it got there."""
+    """The slide at the model's scale (or one band of its tile rows), and how it got there."""
 
-    pixels: np.ndarray  # (height, width, 3) uint8 at MODEL_MPP
+    pixels: np.ndarray  # (height, width, 3) uint8 at MODEL_MPP: tile rows ``band`` of the slide's ``rows``
     level0_mpp: float
     mpp_source: str  # "slide" or "request"
     level: int
     level_mpp: float
     level0_size: tuple[int, int]  # width, height
+    rows: int  # whole tiles down the slide at MODEL_MPP
+    cols: int  # whole tiles across
+    band: range  # the tile rows ``pixels`` holds
 
 
 def _stated_mpp(page) -> float | None:
@@ -61,9 +64,13 @@ def _stated_mpp(page) -> float | None:
     return float(match.group(1)) if match and MIN_MPP <= float(match.group(1)) <= MAX_MPP else None
 
 
-def read_slide(handle: BinaryIO, *, mpp: float | None = None) -> SlideImage:
-    """The slide's RGB pixels at :data:`MODEL_MPP`. ``mpp`` (level 0's µm/px) is required only for
-    a slide that does not state its own, and overrides nothing a slide states.
+def read_slide(handle: BinaryIO, *, tile: int, mpp: float | None = None,
+               band: Callable[[int], range] | None = None) -> SlideImage:
+    """The slide's RGB pixels at :data:`MODEL_MPP`, cut to whole ``tile``-px tiles. ``mpp`` (level
+    0's µm/px) is required only for a slide that does not state its own, and overrides nothing a
+    slide states. ``band`` maps the slide's number of tile rows to the rows wanted (all by default):
+    only the level's tiles under them are read and decoded, so each chunk of a slide pays for its
+    own band, not for the whole level.
 
     Raises
     ------
@@ -102,18 +109,53 @@ def read_slide(handle: BinaryIO, *, mpp: float | None = None) -> SlideImage:
         if width * height > MAX_LEVEL_PIXELS:
             raise PayloadTooLargeError("slide_too_large", f"The slide's level {index} is {width}x{height} px; "
                                        "a pyramid with a level near 4 µm/px is needed.")
+        scale = level_mpps[index] / MODEL_MPP
+        resampled = abs(scale - 1.0) > 0.01
+        # The slide at the model's scale, as a whole-level resize would size it.
+        model_width, model_height = (max(1, round(width * scale)), max(1, round(height * scale))) if resampled else (width, height)
+        rows, cols = model_height // tile, model_width // tile
+        if rows == 0 or cols == 0:
+            raise UnprocessableEntityError("image_too_small", f"At {MODEL_MPP:g} µm/px the slide is smaller than one "
+                                           f"{tile}x{tile} tile.")
+        wanted = band(rows) if band else range(rows)
+        top, bottom = wanted.start * tile, wanted.stop * tile  # model-scale pixel rows
+        ratio = height / model_height  # level rows per model row, exactly as a whole-level resize maps them
+        first, last = (int(np.floor(top * ratio)), min(height, int(np.ceil(bottom * ratio)))) if resampled else (top, bottom)
         try:
-            pixels = levels[index].asarray()
+            pixels = _as_rgb(_read_rows(levels[index].pages[0], tif.filehandle, first, last))
         except (ValueError, NotImplementedError, KeyError) as exc:  # e.g. JPEG tiles without imagecodecs
             raise UnsupportedMediaTypeError("not_a_slide", f"The slide's tiles cannot be decoded here ({exc}).") from None
-        except (zlib.error, struct.error, OSError, IndexError) as exc:  # truncated or damaged tiles
+        except (zlib.error, struct.error, OSError, IndexError, TypeError) as exc:  # truncated or damaged tiles
             raise UnsupportedMediaTypeError("not_a_slide", f"The slide's tiles are damaged ({type(exc).__name__}).") from None
-    pixels = _as_rgb(pixels)
-    scale = level_mpps[index] / MODEL_MPP
-    if abs(scale - 1.0) > 0.01:
-        size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
-        pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX))
-    return SlideImage(pixels, level0_mpp, source, index, level_mpps[index], (widths[0], _width_height(levels[0])[1]))
+    if resampled and bottom > top:
+        box = (0.0, top * ratio - first, float(width), bottom * ratio - first)  # the same source window per output row
+        pixels = np.asarray(Image.fromarray(pixels).resize((model_width, bottom - top), Image.Resampling.BOX, box=box))
+    pixels = pixels[: bottom - top, : cols * tile]
+    return SlideImage(pixels, level0_mpp, source, index, level_mpps[index], (widths[0], _width_height(levels[0])[1]),
+                      rows, cols, wanted)
+
+
+def _read_rows(page, handle: BinaryIO, first: int, last: int) -> np.ndarray:
+    """Rows [first, last) of a level, decoding only the tiles that hold them (a stripped level whole)."""
+    if page.planarconfig != 1:  # one plane per colour: not what a scanner writes
+        raise ValueError("separate colour planes")
+    if not page.is_tiled:
+        return page.asarray()[first:last]
+    width, height = page.imagewidth, page.imagelength
+    tile_height, tile_width = page.tilelength, page.tilewidth
+    across = -(-width // tile_width)
+    out = np.zeros((max(0, last - first), width, page.samplesperpixel), page.dtype)
+    for tile_row in range(first // tile_height, -(-last // tile_height)):
+        for tile_col in range(across):
+            index = tile_row * across + tile_col
+            handle.seek(page.dataoffsets[index])
+            segment, indices, _ = page.decode(handle.read(page.databytecounts[index]), index)
+            if segment is None:  # a tile the file leaves empty
+                continue
+            y, x = indices[-3], indices[-2]
+            upper, lower, right = max(first, y), min(last, y + tile_height, height), min(x + tile_width, width)
+            out[upper - first:lower - first, x:right] = segment[0, upper - y:lower - y, : right - x]
+    return out[..., 0] if page.samplesperpixel == 1 else out
 
 
 def _width_height(level) -> tuple[int, int]:
@@ -137,8 +179,7 @@ def tissue_fraction(pixels: np.ndarray, tile: int, thumbnail_cells: int = 10) ->
     measured too: on the test slides it dropped 44 of 114 patches as glass, this rule 7."""
     rows, cols = pixels.shape[0] // tile, pixels.shape[1] // tile
     if rows == 0 or cols == 0:
-        raise UnprocessableEntityError("image_too_small", f"At {MODEL_MPP:g} µm/px the slide is smaller than one "
-                                       f"{tile}x{tile} tile.")
+        return np.zeros((rows, cols))
     factor = tile // thumbnail_cells
     whole = Image.fromarray(pixels[: rows * tile, : cols * tile])
     small = np.asarray(whole.reduce(factor), dtype=np.float32)  # box filter in C: 0.09 s for 10 Mpx

@@ -75,7 +75,8 @@ class UnprocessableEntityError(ApiError):
 
 
 class UpstreamFetchError(ApiError):
-    """502: the image URL could not be fetched (unreachable, timed out, non-2xx)."""
+    """502: a service the function depends on failed: the image URL (unreachable, timed out, non-2xx),
+    S3, or Lambda taking a job's invocation."""
 
     status = 502
 

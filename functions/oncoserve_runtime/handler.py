@@ -15,7 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from . import responses
 from .errors import ApiError, MethodNotAllowedError, NotFoundError
 from .job_routes import job_routes
-from .jobs import is_job_event, run_job_chunk
+from .jobs import is_job_event, run_job_step
 from .model import ModelHandle
 from .observability import logger, metrics, tracer
 from .requests import parse_body, validate_body
@@ -47,7 +47,7 @@ def handler_routes(task: str, routes: list[Route]) -> list[Route]:
     prefix = prefixes.pop()
     slides = any(route.path.endswith("/slide") for route in routes)
     from_s3 = [route for route in routes if takes_s3_inputs(route)]
-    uploads = [upload_route(task, prefix, slides=slides), *job_routes(task, prefix, from_s3)] if from_s3 else []
+    uploads = [upload_route(task, prefix, slides=slides), *job_routes(task, from_s3)] if from_s3 else []
     return [*routes, *uploads, *service_routes(task, prefix)]
 
 
@@ -57,7 +57,7 @@ def build_lambda_handler(task: str, model: ModelHandle, routes: list[Route]) -> 
     are the handler's ``routes`` attribute: the contract ``openapi.yaml`` is generated from."""
     served = handler_routes(task, routes)
     by_path = {route.path: route for route in served}
-    by_name = {route.name: route for route in routes}  # what a job may run
+    job_routes_by_name = {route.name: route for route in routes if takes_s3_inputs(route)}  # what a job may run
     folder = served[0].prefix.strip("/")
 
     @logger.inject_lambda_context(log_event=False, clear_state=True)
@@ -68,7 +68,7 @@ def build_lambda_handler(task: str, model: ModelHandle, routes: list[Route]) -> 
         logger.append_keys(task=task)
         metrics.add_dimension(name="task", value=task)
         if is_job_event(event):  # an asynchronous invocation a job queued, not an API request
-            return run_job_chunk(event, folder, by_name, model.get())
+            return run_job_step(event, folder, job_routes_by_name, model.get())
         try:
             if not isinstance(event, dict):
                 raise NotFoundError("unknown_route", "The event is not an API Gateway proxy event.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import response_schemas as rs
-from .jobs import DEFAULT_CHUNK_SIZE, DEFAULT_PARTS, JOB_ID_PATTERN, MAX_CHUNK_SIZE, MAX_JOB_ITEMS, job_status, submit_job
+from .jobs import DEFAULT_PARTS, JOB_ID_PATTERN, MAX_JOB_ITEMS, MAX_PARTS, job_status, submit_job
 from .routes import Route
 from .s3_objects import S3_REFERENCE_SCHEMA
 
@@ -21,6 +21,7 @@ _ERRORS = ("s3_access_denied", "s3_unavailable", "s3_not_configured")
 def job_request_schema(routes: list[Route]) -> dict[str, Any]:
     names = [route.name for route in routes]
     chunked = [route.name for route in routes if route.merge_chunks]
+    sizes = {route.name: route.job_chunk_size for route in routes if not route.merge_chunks}
     bucket = S3_REFERENCE_SCHEMA["properties"]["bucket"]
     key = S3_REFERENCE_SCHEMA["properties"]["key"]
     return {
@@ -33,9 +34,10 @@ def job_request_schema(routes: list[Route]) -> dict[str, Any]:
                        "required": ["bucket"], "additionalProperties": False},
             "options": {"type": "object", "description": "The route's own options (e.g. `ood`, `modality`, `explain`, `mpp`), "
                         "sent with every object; checked before the job starts."},
-            "chunk_size": {"type": "integer", "minimum": 1, "maximum": MAX_CHUNK_SIZE,
-                           "description": f"Objects per invocation (default {DEFAULT_CHUNK_SIZE}); keep a chunk well inside the 29 s timeout."},
-            "chunks": {"type": "integer", "minimum": 1, "maximum": 256,
+            "chunk_size": {"type": "integer", "minimum": 1, "maximum": max(most for _, most in sizes.values()) if sizes else 1,
+                           "description": "Objects per invocation, so that one ends well inside the timeout; default / most: "
+                                          + (", ".join(f"{name} {d} / {m}" for name, (d, m) in sizes.items()) or "none") + "."},
+            "chunks": {"type": "integer", "minimum": 1, "maximum": MAX_PARTS,
                        "description": f"Parts each object is scored in, one invocation each (default {DEFAULT_PARTS}); "
                                       f"routes {', '.join(chunked) or 'none'} only."},
             "max_concurrency": {"type": "integer", "minimum": 1, "maximum": 1000,
@@ -69,9 +71,10 @@ _JOB = {"type": "object", "properties": {
     "required": ["id", "route", "status", "created_at", "items", "chunks", "max_concurrency"], "additionalProperties": False}
 
 
-def job_routes(task: str, prefix: str, routes: list[Route]) -> list[Route]:
-    """The job routes over ``routes`` (those that take S3 inputs)."""
+def job_routes(task: str, routes: list[Route]) -> list[Route]:
+    """The job routes over ``routes`` (those that take S3 inputs, under one prefix)."""
     by_name = {route.name: route for route in routes}
+    prefix = routes[0].prefix
     folder = prefix.strip("/")
     return [
         Route(f"{prefix}/jobs", job_request_schema(routes), lambda body, _model: submit_job(folder, body, by_name),

@@ -20,7 +20,9 @@ class Route:
     ``status`` is a success's HTTP status (202 for work accepted, not done); ``path_parameters`` name
     the ``{name}`` segments of ``path`` with their schemas. A route with ``merge_chunks`` scores one
     object in parts (``body.chunk`` {index, count}) and that function adds the parts' answers up to
-    the whole object's: a job splits such an object into chunks rather than grouping objects."""
+    the whole object's: a job splits such an object into chunks rather than grouping objects.
+    ``job_chunk_size`` (default, most) bounds the objects one job invocation takes through the route,
+    so that a chunk ends well inside the function's timeout."""
 
     path: str
     schema: Mapping[str, Any] | None
@@ -33,6 +35,7 @@ class Route:
     status: int = 200
     path_parameters: Mapping[str, Mapping[str, Any]] | None = None
     merge_chunks: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None
+    job_chunk_size: tuple[int, int] = (20, 100)  # ~3 s and ~13 s of skin's 130 ms requests
 
     @property
     def prefix(self) -> str:

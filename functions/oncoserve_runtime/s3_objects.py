@@ -22,7 +22,7 @@ from .errors import ForbiddenError, PayloadTooLargeError, ServiceUnavailableErro
 
 MAX_OBJECT_BYTES = 64 * 1024 * 1024  # read whole: a 16 Mpx PNG is at most ~48 MB; the pixel cap still applies
 MAX_UPLOAD_BYTES = 5 * 1024 ** 3  # S3's limit for one PUT: whole slides are read by range, not whole
-UPLOAD_EXPIRY_S = 300
+PRESIGNED_EXPIRY_S = 300
 UPLOAD_MEDIA_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "application/dicom": ".dcm", "image/tiff": ".tif"}
 _TIMEOUT_S = 5.0
 
@@ -193,10 +193,10 @@ def presigned_upload(folder: str, content_type: str, size: int, *, slides: bool 
     key = f"uploads/{folder}/{uuid.uuid4().hex}{UPLOAD_MEDIA_TYPES[content_type]}"
     with _as_api_errors(bucket, key):  # e.g. no credentials in the environment
         url = _client().generate_presigned_url(
-            "put_object", ExpiresIn=UPLOAD_EXPIRY_S,
+            "put_object", ExpiresIn=PRESIGNED_EXPIRY_S,
             Params={"Bucket": bucket, "Key": key, "ContentType": content_type, "ContentLength": size})
     return {
-        "upload": {"url": url, "method": "PUT", "expires_in_s": UPLOAD_EXPIRY_S,
+        "upload": {"url": url, "method": "PUT", "expires_in_s": PRESIGNED_EXPIRY_S,
                    "headers": {"Content-Type": content_type, "Content-Length": str(size)}},
         "s3": {"bucket": bucket, "key": key},
     }
@@ -241,9 +241,32 @@ def count_keys(prefix: str) -> int:
     return count
 
 
-def presigned_download(key: str) -> dict[str, Any]:
-    """A URL that GETs ``key`` of the input bucket without AWS credentials, for :data:`UPLOAD_EXPIRY_S`."""
+def create_once(key: str) -> bool:
+    """Create an empty object at ``key`` of the input bucket unless one is there (S3's conditional
+    write): True for the one caller that created it, False for every later one."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket = input_bucket()
+    try:
+        _client().put_object(Bucket=bucket, Key=key, Body=b"", IfNoneMatch="*")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+            return False
+        raise _refusal(exc, bucket, key) from None
+    except BotoCoreError as exc:
+        raise _refusal(exc, bucket, key) from None
+    return True
+
+
+def delete_object(key: str) -> None:
     bucket = input_bucket()
     with _as_api_errors(bucket, key):
-        url = _client().generate_presigned_url("get_object", ExpiresIn=UPLOAD_EXPIRY_S, Params={"Bucket": bucket, "Key": key})
-    return {"url": url, "expires_in_s": UPLOAD_EXPIRY_S, "s3": {"bucket": bucket, "key": key}}
+        _client().delete_object(Bucket=bucket, Key=key)
+
+
+def presigned_download(key: str) -> dict[str, Any]:
+    """A URL that GETs ``key`` of the input bucket without AWS credentials, for :data:`PRESIGNED_EXPIRY_S`."""
+    bucket = input_bucket()
+    with _as_api_errors(bucket, key):
+        url = _client().generate_presigned_url("get_object", ExpiresIn=PRESIGNED_EXPIRY_S, Params={"Bucket": bucket, "Key": key})
+    return {"url": url, "expires_in_s": PRESIGNED_EXPIRY_S, "s3": {"bucket": bucket, "key": key}}

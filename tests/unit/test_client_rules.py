@@ -44,3 +44,27 @@ def test_a_batch_row_keeps_the_guards_verdict_refused_or_answered():
                                               "ood": {"score": 1.2, "status": "in_distribution"}})
     assert (answered["status"], answered["ood_status"], answered["ood_score"]) == ("ok", "in_distribution", 1.2)
     assert set(row) <= set(COLUMNS) and set(answered) <= set(COLUMNS)
+
+
+@pytest.mark.parametrize("answers, sent", [
+    ([(429, {"message": "Too Many Requests"}), (202, {"job": {"id": "a"}})], 2),  # throttled: never ran, sent again
+    ([(502, {"message": "Internal server error"}), (202, {"job": {"id": "b"}})], 1),  # may have started: not sent again
+])
+def test_a_job_is_submitted_again_only_when_it_cannot_have_started(answers, sent):
+    import httpx
+
+    calls = []
+
+    def answer(request):
+        calls.append(request)
+        status, body = answers[len(calls) - 1]
+        return httpx.Response(status, json=body)
+
+    client = Client("http://127.0.0.1:9", "key", retries=3, sleep=lambda _: None)
+    client._http = httpx.Client(base_url="http://127.0.0.1:9", transport=httpx.MockTransport(answer))
+    try:
+        job = client.submit_job("skin", "predict", {"bucket": "b-1", "prefix": "x/"})
+        assert job == answers[-1][1]["job"]
+    except ApiError as refused:
+        assert refused.status == 502
+    assert len(calls) == sent

@@ -11,7 +11,7 @@ from PIL import Image
 from oncoserve_runtime import ImagePreprocessing, colour_ramp, overlay_png_base64
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "functions" / "histopathology"))
-from region import is_background, run_tiles, tile_region  # noqa: E402
+from region import background_tiles, is_background, run_tiles, tile_region  # noqa: E402
 
 
 def decode(b64: str) -> np.ndarray:
@@ -39,6 +39,23 @@ def tissue(h, w, colour=(180, 60, 150)):
 def test_background_glass_is_not_tissue():
     assert is_background(tissue(50, 50, (240, 240, 238)))
     assert not is_background(tissue(50, 50))
+
+
+def test_the_whole_image_background_pass_decides_as_the_tile_rule():
+    # Tissue, glass, and tiles near both thresholds (brightness ~220, saturation ~0.08), one whole-tile grid.
+    rng = np.random.default_rng(7)
+    tiles = [rng.integers(0, 256, (50, 50, 3)), tissue(50, 50, (240, 240, 238)), tissue(50, 50)]
+    for level in (218, 219, 220, 221, 222):
+        for spread in (15, 17, 18, 19, 21):
+            base = rng.integers(level - 2, level + 3, (50, 50, 1))
+            tiles.append(np.concatenate([base, base - spread // 2, base - spread], axis=-1))
+    tiles = [np.clip(t, 0, 255).astype(np.uint8) for t in tiles]
+    pixels = np.zeros((300, 300, 3), np.uint8)  # the rest: black (high 0: saturation 0, not bright)
+    for n, piece in enumerate(tiles):
+        pixels[(n // 6) * 50:(n // 6 + 1) * 50, (n % 6) * 50:(n % 6 + 1) * 50] = piece
+    expected = [[is_background(pixels[r * 50:(r + 1) * 50, c * 50:(c + 1) * 50]) for c in range(6)] for r in range(6)]
+    assert background_tiles(pixels, 50).tolist() == expected
+    assert 0 < np.sum(expected) < 36  # both decisions are exercised
 
 
 def test_tiling_covers_the_grid_and_handles_edges():

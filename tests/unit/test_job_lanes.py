@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from oncoserve_runtime import jobs, s3_objects
-from oncoserve_runtime.errors import ApiError, UnprocessableEntityError, UnsupportedMediaTypeError
+from oncoserve_runtime.errors import ApiError, UnprocessableEntityError, UnsupportedMediaTypeError, UpstreamFetchError
 from oncoserve_runtime.routes import Route
 
 BUCKET = "oncoserve-input-test"
@@ -18,11 +18,16 @@ SCHEMA = {"type": "object", "properties": {"s3": {"type": "object"}, "chunk": {"
 MODEL = SimpleNamespace(info={"name": "fake", "version": "0.0.0"})
 
 
+CALLS: list[str] = []
+
+
 def label_by_key(body, _model):
     key = body["s3"]["key"]
+    CALLS.append(key)
     if key.endswith(".bad"):
         raise UnprocessableEntityError("corrupt_image", "damaged")
-    return {"label": "odd" if int(key.rsplit("/", 1)[1].split(".")[0]) % 2 else "even", "ood_option": body.get("ood")}
+    return {"label": "odd" if int(key.rsplit("/", 1)[1].split(".")[0]) % 2 else "even", "ood_option": body.get("ood"),
+            "heatmap_png": "a picture", "explanation": {"peak_cell": [1, 2], "heatmap_png": "another"}}
 
 
 def part_answer(body, _model):
@@ -32,7 +37,7 @@ def part_answer(body, _model):
     return {"part": index, "of": body["chunk"]["count"]}
 
 
-ROUTES = {"predict": Route("/fake/predict", SCHEMA, label_by_key),
+ROUTES = {"predict": Route("/fake/predict", SCHEMA, label_by_key, job_chunk_size=(2, 5)),
           "slide": Route("/fake/slide", SCHEMA, part_answer,
                          merge_chunks=lambda answers: {"parts": sorted(a["part"] for a in answers)})}
 
@@ -65,13 +70,18 @@ def put(bucket, *keys):
         bucket.put_object(Bucket=BUCKET, Key=key, Body=b"x")
 
 
+def step(event) -> tuple:
+    payload = event[jobs.JOB_EVENT]
+    return (payload["step"], payload["chunk"]) if "chunk" in payload else (payload["step"],)
+
+
 def run(queued, routes=ROUTES):
     """Run the queued invocations the way Lambda would, oldest first, until none is left."""
     ran = []
     while queued:
         event = queued.pop(0)
-        ran.append(event[jobs.JOB_EVENT]["chunk"])
-        assert jobs.run_job_chunk(event, "fake", routes, MODEL)["ran"]
+        ran.append(step(event))
+        assert jobs.run_job_step(event, "fake", routes, MODEL)["ran"]
     return ran
 
 
@@ -81,8 +91,9 @@ def test_a_batch_runs_in_lanes_and_every_answer_lands_in_the_result(bucket, queu
                                       "options": {"ood": "report"}, "chunk_size": 2, "max_concurrency": 2}, ROUTES)
     job = answer["job"]
     assert (job["status"], job["items"], job["chunks"], job["max_concurrency"]) == ("running", 8, {"total": 4, "done": 0}, 2)
-    assert [event[jobs.JOB_EVENT]["chunk"] for event in queued] == [0, 1]  # two lanes, not four invocations
-    assert run(queued) == [0, 1, 2, 3]  # lane 0: chunks 0, 2; lane 1: chunks 1, 3
+    assert [step(event) for event in queued] == [("start",)]  # one invocation starts the lanes
+    # Two lanes, not four invocations at once: lane 0 runs chunks 0, 2; lane 1 chunks 1, 3; the last in, finish.
+    assert run(queued) == [("start",), ("chunk", 0), ("chunk", 1), ("chunk", 2), ("chunk", 3), ("finish",)]
     status = jobs.job_status("fake", job["id"])["job"]
     assert status["status"] == "completed" and status["chunks"] == {"total": 4, "done": 4}
     assert status["summary"] == {"items": 8, "succeeded": 7, "failed": 1, "labels": {"even": 4, "odd": 3},
@@ -90,7 +101,9 @@ def test_a_batch_runs_in_lanes_and_every_answer_lands_in_the_result(bucket, queu
     assert status["result"]["s3"] == {"bucket": BUCKET, "key": f"jobs/fake/{job['id']}/result.json"}
     result = json.loads(bucket.get_object(Bucket=BUCKET, Key=status["result"]["s3"]["key"])["Body"].read())
     assert [item["key"] for item in result["items"]] == [*(f"batch/{n}.png" for n in range(7)), "batch/7.bad"]
-    assert result["items"][0] == {"key": "batch/0.png", "status": 200, "answer": {"label": "even", "ood_option": "report"}}
+    # No pictures in a job's answers: 10,000 of them would be gigabytes.
+    assert result["items"][0] == {"key": "batch/0.png", "status": 200,
+                                  "answer": {"label": "even", "ood_option": "report", "explanation": {"peak_cell": [1, 2]}}}
     assert result["items"][-1]["status"] == 422 and result["items"][-1]["error"]["code"] == "corrupt_image"
 
 
@@ -103,7 +116,8 @@ def test_whole_numbers_written_as_floats_count_as_integers(bucket, queued):
     slide = jobs.submit_job("fake", {"route": "slide", "inputs": {"bucket": BUCKET, "keys": ["batch/0.png"]}, "chunks": 2.0},
                             ROUTES)["job"]
     assert slide["chunks"]["total"] == 2
-    assert run(queued) == [0, 0, 1, 1]  # the batch's one lane, the slide's two, then the batch's next
+    assert sorted(run(queued)) == sorted([("start",), ("start",), ("chunk", 0), ("chunk", 1), ("chunk", 0), ("chunk", 1),
+                                          ("finish",), ("finish",)])
 
 
 def test_a_running_job_reports_its_progress(bucket, queued):
@@ -111,7 +125,8 @@ def test_a_running_job_reports_its_progress(bucket, queued):
     job = jobs.submit_job("fake", {"route": "predict", "inputs": {"bucket": BUCKET, "keys": ["batch/0.png", "batch/1.png",
                                                                                              "batch/2.png"]},
                                    "chunk_size": 1}, ROUTES)["job"]
-    jobs.run_job_chunk(queued.pop(0), "fake", ROUTES, MODEL)
+    jobs.run_job_step(queued.pop(0), "fake", ROUTES, MODEL)  # start
+    jobs.run_job_step(queued.pop(0), "fake", ROUTES, MODEL)  # chunk 0
     status = jobs.job_status("fake", job["id"])["job"]
     assert status["status"] == "running" and status["chunks"] == {"total": 3, "done": 1} and "result" not in status
 
@@ -133,7 +148,9 @@ def test_the_deployments_cap_bounds_the_lanes(bucket, queued, monkeypatch):
     put(bucket, *(f"batch/{n}.png" for n in range(10)))
     job = jobs.submit_job("fake", {"route": "predict", "inputs": {"bucket": BUCKET, "prefix": "batch/"}, "chunk_size": 1,
                                    "max_concurrency": 1000}, ROUTES)["job"]
-    assert job["max_concurrency"] == 3 and len(queued) == 3
+    assert job["max_concurrency"] == 3
+    jobs.run_job_step(queued.pop(0), "fake", ROUTES, MODEL)
+    assert [step(event) for event in queued] == [("chunk", 0), ("chunk", 1), ("chunk", 2)]
 
 
 @pytest.mark.parametrize("body, code", [
@@ -142,6 +159,9 @@ def test_the_deployments_cap_bounds_the_lanes(bucket, queued, monkeypatch):
     ({"route": "predict", "inputs": {"bucket": BUCKET, "prefix": "batch/", "keys": ["a.png"]}}, "invalid_request"),
     ({"route": "predict", "inputs": {"bucket": BUCKET, "prefix": "batch/"}, "options": {"ood": "refuse-all"}}, "invalid_request"),
     ({"route": "predict", "inputs": {"bucket": BUCKET, "prefix": "batch/"}, "options": {"s3": {}}}, "invalid_request"),
+    ({"route": "predict", "inputs": {"bucket": BUCKET, "prefix": "batch/"}, "chunk_size": 6}, "invalid_request"),  # route's most: 5
+    ({"route": "predict", "inputs": {"bucket": BUCKET, "prefix": "batch/"}, "chunks": 4}, "invalid_request"),
+    ({"route": "slide", "inputs": {"bucket": BUCKET, "prefix": "batch/"}, "chunk_size": 4}, "invalid_request"),
 ])
 def test_a_job_that_cannot_run_starts_nothing(bucket, queued, body, code):
     put(bucket, "batch/0.png")
@@ -151,15 +171,70 @@ def test_a_job_that_cannot_run_starts_nothing(bucket, queued, body, code):
     assert bucket.list_objects_v2(Bucket=BUCKET, Prefix="jobs/")["KeyCount"] == 0
 
 
+def test_an_option_the_route_refuses_is_named_as_the_jobs_field(bucket, queued):
+    put(bucket, "batch/0.png")
+    with pytest.raises(ApiError) as refused:
+        jobs.submit_job("fake", {"route": "predict", "inputs": {"bucket": BUCKET, "prefix": "batch/"},
+                                 "options": {"ood": "always"}}, ROUTES)
+    assert refused.value.details["field"] == "body.options.ood" and "body.options.ood" in refused.value.message
+
+
+def test_a_second_delivery_of_a_chunk_neither_reruns_it_nor_doubles_its_lane(bucket, queued):
+    put(bucket, *(f"batch/{n}.png" for n in range(4)))
+    jobs.submit_job("fake", {"route": "predict", "inputs": {"bucket": BUCKET, "prefix": "batch/"}, "chunk_size": 1,
+                             "max_concurrency": 2}, ROUTES)
+    start = queued.pop(0)
+    jobs.run_job_step(start, "fake", ROUTES, MODEL)
+    jobs.run_job_step(start, "fake", ROUTES, MODEL)  # delivered twice: the lanes are queued once
+    assert [step(event) for event in queued] == [("chunk", 0), ("chunk", 1)]
+    first = queued.pop(0)
+    CALLS.clear()
+    jobs.run_job_step(first, "fake", ROUTES, MODEL)
+    jobs.run_job_step(first, "fake", ROUTES, MODEL)
+    assert CALLS == ["batch/0.png"] and [step(event) for event in queued] == [("chunk", 1), ("chunk", 2)]
+
+
+def test_a_step_that_lambda_did_not_take_can_be_queued_by_the_retry(bucket, queued, monkeypatch):
+    put(bucket, "batch/0.png", "batch/1.png")
+    jobs.submit_job("fake", {"route": "predict", "inputs": {"bucket": BUCKET, "prefix": "batch/"}, "chunk_size": 1}, ROUTES)
+    start = queued.pop(0)
+    taken = queued.append
+
+    def refuse_once(event):
+        monkeypatch.setattr(jobs, "invoke_async", taken)
+        raise UpstreamFetchError("job_start_failed", "Lambda said no")
+
+    monkeypatch.setattr(jobs, "invoke_async", refuse_once)
+    with pytest.raises(ApiError):  # the invocation fails, so Lambda retries it
+        jobs.run_job_step(start, "fake", ROUTES, MODEL)
+    jobs.run_job_step(start, "fake", ROUTES, MODEL)
+    assert sorted(step(event) for event in queued) == [("chunk", 0), ("chunk", 1)]
+
+
+def test_a_failed_start_is_a_502_and_leaves_nothing_running(bucket, monkeypatch):
+    def refuse(event):
+        raise UpstreamFetchError("job_start_failed", "Lambda said no")
+
+    monkeypatch.setattr(jobs, "invoke_async", refuse)
+    put(bucket, "batch/0.png")
+    with pytest.raises(ApiError) as refused:
+        jobs.submit_job("fake", {"route": "predict", "inputs": {"bucket": BUCKET, "prefix": "batch/"}}, ROUTES)
+    assert (refused.value.status, refused.value.code) == (502, "job_start_failed")
+
+
 def test_more_objects_than_a_job_covers_is_413(bucket, queued, monkeypatch):
     monkeypatch.setattr(jobs, "MAX_JOB_ITEMS", 3)
     put(bucket, *(f"batch/{n}.png" for n in range(4)))
     with pytest.raises(ApiError) as refused:
         jobs.submit_job("fake", {"route": "predict", "inputs": {"bucket": BUCKET, "prefix": "batch/"}}, ROUTES)
     assert (refused.value.status, refused.value.code) == (413, "too_many_job_items")
+    with pytest.raises(ApiError) as refused:  # 2 slides in 2 parts: 4 invocations, over 3
+        jobs.submit_job("fake", {"route": "slide", "inputs": {"bucket": BUCKET, "keys": ["batch/0.png", "batch/1.png"]},
+                                 "chunks": 2}, ROUTES)
+    assert (refused.value.status, refused.value.code) == (413, "too_many_job_items")
 
 
-@pytest.mark.parametrize("job_id", ["0" * 32, "../../uploads/x", ""])
+@pytest.mark.parametrize("job_id", ["0" * 32, "../../uploads/x", "", "0" * 32 + "\n"])
 def test_an_unknown_or_malformed_job_id_is_not_found(bucket, job_id):
     with pytest.raises(ApiError) as refused:
         jobs.job_status("fake", job_id)
@@ -169,9 +244,11 @@ def test_an_unknown_or_malformed_job_id_is_not_found(bucket, job_id):
 def test_an_event_for_another_function_or_an_expired_job_runs_nothing(bucket, queued):
     put(bucket, "batch/0.png")
     job = jobs.submit_job("fake", {"route": "predict", "inputs": {"bucket": BUCKET, "prefix": "batch/"}}, ROUTES)["job"]
+    jobs.run_job_step(queued.pop(), "fake", ROUTES, MODEL)  # start
     event = queued.pop()
-    assert not jobs.run_job_chunk({jobs.JOB_EVENT: {**event[jobs.JOB_EVENT], "folder": "other"}}, "fake", ROUTES, MODEL)["ran"]
-    assert not jobs.run_job_chunk({jobs.JOB_EVENT: {**event[jobs.JOB_EVENT], "chunk": 5}}, "fake", ROUTES, MODEL)["ran"]
+    assert not jobs.run_job_step({jobs.JOB_EVENT: {**event[jobs.JOB_EVENT], "folder": "other"}}, "fake", ROUTES, MODEL)["ran"]
+    assert not jobs.run_job_step({jobs.JOB_EVENT: {**event[jobs.JOB_EVENT], "chunk": 5}}, "fake", ROUTES, MODEL)["ran"]
+    assert not jobs.run_job_step({jobs.JOB_EVENT: {**event[jobs.JOB_EVENT], "id": job["id"] + "\n"}}, "fake", ROUTES, MODEL)["ran"]
     bucket.delete_object(Bucket=BUCKET, Key=f"jobs/fake/{job['id']}/job.json")  # the lifecycle rule's doing
-    assert not jobs.run_job_chunk(event, "fake", ROUTES, MODEL)["ran"]
+    assert not jobs.run_job_step(event, "fake", ROUTES, MODEL)["ran"]
     assert queued == []
