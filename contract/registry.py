@@ -27,6 +27,7 @@ class TaskEntry:
     prefix: str
     posts: tuple[str, ...]
     memory_mb: int
+    threads: int = 1
     input: Literal["image", "expression"]
     summary: str
 
@@ -66,10 +67,6 @@ def logical_id(task: str) -> str:
 # that the policy can name it without a circular reference.
 _INPUT_BUCKET_ACCESS = """\
       FunctionName: !Sub "${{AWS::StackName}}-{prefix}"
-      Environment:
-        Variables:
-          ONCOSERVE_INPUT_BUCKET: !Ref InputBucket
-          ONCOSERVE_JOB_MAX_CONCURRENCY: !Ref JobMaxConcurrency
       EventInvokeConfig:
         MaximumRetryAttempts: 2
         MaximumEventAgeInSeconds: 3600
@@ -90,6 +87,16 @@ _INPUT_BUCKET_ACCESS = """\
               Action: lambda:InvokeFunction
               Resource: !Sub "arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{AWS::StackName}}-{prefix}"
 """
+_INPUT_BUCKET_VARIABLES = {"ONCOSERVE_INPUT_BUCKET": "!Ref InputBucket", "ONCOSERVE_JOB_MAX_CONCURRENCY": "!Ref JobMaxConcurrency"}
+
+
+def _environment(entry: TaskEntry) -> str:
+    """The function's own variables (the shared ones are the template's Globals)."""
+    variables = dict(_INPUT_BUCKET_VARIABLES) if entry.input == "image" else {}
+    if entry.threads != 1:
+        variables["ONCOSERVE_NUM_THREADS"] = f'"{entry.threads}"'
+    lines = "".join(f"          {name}: {value}\n" for name, value in variables.items())
+    return f"      Environment:\n        Variables:\n{lines}" if variables else ""
 
 
 def _yaml_path(path: str) -> str:
@@ -104,7 +111,7 @@ def function_block(task: str, entry: TaskEntry) -> str:
         f"          Properties: {{RestApiId: !Ref OncoServeApi, Path: {_yaml_path(path)}, Method: {method.lower()}}}\n"
         for name, method, path in entry.events())
     return (f"  {logical_id(task)}:\n    Type: AWS::Serverless::Function\n    Properties:\n"
-            f"      PackageType: Image\n      MemorySize: {entry.memory_mb}\n"
+            f"      PackageType: Image\n      MemorySize: {entry.memory_mb}\n{_environment(entry)}"
             f"{_INPUT_BUCKET_ACCESS.format(prefix=entry.prefix) if entry.input == 'image' else ''}"
             f"      Events:\n{events}"
             f"    Metadata:\n      Dockerfile: Dockerfile\n      DockerContext: ./functions\n"

