@@ -16,7 +16,7 @@ import sys
 import time
 from datetime import date
 
-from bench.sections import replace_section
+from bench.sections import publish
 from local.template import REPO_ROOT
 
 TITLE = "region"
@@ -88,12 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                                env={**os.environ, "ONCOSERVE_NUM_THREADS": str(threads)}, cwd=REPO_ROOT,
                                capture_output=True, text=True, check=True)
         runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
-    out = REPO_ROOT / "build" / "bench"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "region.json").write_text(json.dumps(runs, indent=2) + "\n")
-    benchmarks = REPO_ROOT / "BENCHMARKS.md"
-    benchmarks.write_text(replace_section(benchmarks.read_text(), TITLE, _section(runs)))
-    print(json.dumps(runs, indent=2))
+    publish("region", runs, TITLE, _section(runs))
     return 0
 
 

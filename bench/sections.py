@@ -21,3 +21,17 @@ def replace_section(text: str, title: str, section: str) -> str:
     header, sections = split_sections(text)
     sections[title] = section.strip("\n")
     return header.rstrip("\n") + "\n\n" + "\n\n".join(sections.values()) + "\n"
+
+
+def publish(name: str, result: object, title: str, section: str) -> None:
+    """Keep a benchmark's figures: ``build/bench/<name>.json``, its section of BENCHMARKS.md, stdout."""
+    import json
+
+    from local.template import REPO_ROOT
+
+    out = REPO_ROOT / "build" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    benchmarks = REPO_ROOT / "BENCHMARKS.md"
+    benchmarks.write_text(replace_section(benchmarks.read_text(), title, section))
+    print(json.dumps(result, indent=2))

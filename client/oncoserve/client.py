@@ -109,9 +109,10 @@ class Client:
         """Start ``route`` (``predict``, ``region``, ``slide``) over ``inputs`` (``{"bucket", "prefix"}`` or
         ``{"bucket", "keys"}``); ``settings``: ``chunk_size``, ``chunks``, ``max_concurrency``. Returns the job."""
         body = {"route": route, "inputs": inputs, **({"options": options} if options else {}), **_options(**settings)}
-        # Sent again only when API Gateway throttled it (it never ran): a lost answer may hide a started job.
+        # Sent again only when it cannot have started (throttled, or Lambda refused its start): a lost
+        # answer may hide a started job.
         return self._request("POST", f"{TASKS[task.replace('-', '_')]}/jobs", json=body,
-                             retry_when=lambda error: error.code == "throttled")["job"]
+                             retry_when=lambda error: error.code in ("throttled", "job_start_failed"))["job"]
 
     def job(self, task: str, job_id: str) -> dict[str, Any]:
         """A job's progress; once ``status`` is ``completed``, its summary and where its results are."""

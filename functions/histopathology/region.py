@@ -41,14 +41,14 @@ def is_background(tile: np.ndarray) -> bool:
 
 def background_tiles(pixels: np.ndarray, tile: int) -> np.ndarray:
     """(rows, cols) :func:`is_background` of every whole tile at once: one pass over the image
-    (42 ms for 2048 x 2048 against 300 ms tile by tile), the same rule and the same decisions
-    (brightness summed exactly in integers; saturation per pixel in float32, as a tile's mean)."""
+    (~60 ms for 2048 x 2048 against 300 ms tile by tile), the same rule and the same decisions
+    (brightness summed exactly in integers; saturation per pixel in float64, as the tile rule's)."""
     rows, cols = pixels.shape[0] // tile, pixels.shape[1] // tile
     whole = pixels[: rows * tile, : cols * tile]
     red, green, blue = whole[..., 0], whole[..., 1], whole[..., 2]
     high = np.maximum(np.maximum(red, green), blue)
     low = np.minimum(np.minimum(red, green), blue)
-    saturation = (high - low).astype(np.float32) / np.maximum(high, 1).astype(np.float32)  # 0 where high is 0
+    saturation = (high - low) / np.maximum(high, 1).astype(np.float64)  # 0 where high is 0
     mean_saturation = saturation.reshape(rows, tile, cols, tile).sum(axis=(1, 3), dtype=np.float64) / tile**2
     brightness = (red.astype(np.uint32) + green + blue).reshape(rows, tile, cols, tile).sum(axis=(1, 3), dtype=np.int64)
     return (brightness / (3 * tile**2) > BACKGROUND_BRIGHTNESS) & (mean_saturation < BACKGROUND_SATURATION)

@@ -119,25 +119,51 @@ def read_slide(handle: BinaryIO, *, tile: int, mpp: float | None = None,
                                            f"{tile}x{tile} tile.")
         wanted = band(rows) if band else range(rows)
         top, bottom = wanted.start * tile, wanted.stop * tile  # model-scale pixel rows
-        ratio = height / model_height  # level rows per model row, exactly as a whole-level resize maps them
-        first, last = (int(np.floor(top * ratio)), min(height, int(np.ceil(bottom * ratio)))) if resampled else (top, bottom)
+        first, last = _level_rows(top, bottom, height, model_height) if resampled else (top, bottom)
         try:
             pixels = _as_rgb(_read_rows(levels[index].pages[0], tif.filehandle, first, last))
         except (ValueError, NotImplementedError, KeyError) as exc:  # e.g. JPEG tiles without imagecodecs
             raise UnsupportedMediaTypeError("not_a_slide", f"The slide's tiles cannot be decoded here ({exc}).") from None
-        except (zlib.error, struct.error, OSError, IndexError, TypeError) as exc:  # truncated or damaged tiles
+        except (zlib.error, struct.error, OSError, IndexError) as exc:  # truncated or damaged tiles
             raise UnsupportedMediaTypeError("not_a_slide", f"The slide's tiles are damaged ({type(exc).__name__}).") from None
     if resampled and bottom > top:
-        box = (0.0, top * ratio - first, float(width), bottom * ratio - first)  # the same source window per output row
-        pixels = np.asarray(Image.fromarray(pixels).resize((model_width, bottom - top), Image.Resampling.BOX, box=box))
+        pixels = _area_resampled(pixels, first, top, bottom, height, model_height, model_width)
     pixels = pixels[: bottom - top, : cols * tile]
     return SlideImage(pixels, level0_mpp, source, index, level_mpps[index], (widths[0], _width_height(levels[0])[1]),
                       rows, cols, wanted)
 
 
+# Area resampling by PIL's BOX rule: a source row belongs to the output row whose window holds its centre,
+# (2r + 1) / (2 * height) in [j, j + 1) / model_height. Worked in integers for rows, so that any band of
+# output rows is exactly those rows of the whole level's (floating-point windows tie differently per band);
+# across a row PIL does it, which no band changes.
+def _owner_rows(rows: np.ndarray, height: int, model_height: int) -> np.ndarray:
+    return ((2 * rows + 1) * model_height) // (2 * height)
+
+
+def _level_rows(top: int, bottom: int, height: int, model_height: int) -> tuple[int, int]:
+    """The level rows [first, last) whose centres fall in model rows [top, bottom)."""
+    first = -(-(2 * top * height - model_height) // (2 * model_height))
+    last = -(-(2 * bottom * height - model_height) // (2 * model_height))
+    return max(0, first), min(height, last)
+
+
+def _area_resampled(pixels: np.ndarray, first: int, top: int, bottom: int, height: int, model_height: int,
+                    model_width: int) -> np.ndarray:
+    """Model rows [top, bottom), ``model_width`` wide, from level rows [first, first + len(pixels))."""
+    narrow = np.asarray(Image.fromarray(pixels).resize((model_width, pixels.shape[0]), Image.Resampling.BOX))
+    owner = _owner_rows(np.arange(first, first + len(narrow)), height, model_height)
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    if len(starts) != bottom - top or owner[0] != top:  # never: downsampling leaves no output row empty
+        raise ValueError("resampling windows do not cover the band")
+    sums = np.add.reduceat(narrow.astype(np.uint32), starts, axis=0)
+    counts = np.diff(np.r_[starts, len(owner)]).astype(np.uint32)[:, None, None]
+    return ((sums + counts // 2) // counts).astype(np.uint8)  # rounded half up, as PIL rounds
+
+
 def _read_rows(page, handle: BinaryIO, first: int, last: int) -> np.ndarray:
     """Rows [first, last) of a level, decoding only the tiles that hold them (a stripped level whole)."""
-    if page.planarconfig != 1:  # one plane per colour: not what a scanner writes
+    if page.planarconfig != 1 and page.samplesperpixel > 1:  # one plane per colour: not what a scanner writes
         raise ValueError("separate colour planes")
     if not page.is_tiled:
         return page.asarray()[first:last]

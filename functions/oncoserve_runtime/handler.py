@@ -68,7 +68,7 @@ def build_lambda_handler(task: str, model: ModelHandle, routes: list[Route]) -> 
         logger.append_keys(task=task)
         metrics.add_dimension(name="task", value=task)
         if is_job_event(event):  # an asynchronous invocation a job queued, not an API request
-            return run_job_step(event, folder, job_routes_by_name, model.get())
+            return run_job_step(event, folder, job_routes_by_name, model.get(), context.aws_request_id)
         try:
             if not isinstance(event, dict):
                 raise NotFoundError("unknown_route", "The event is not an API Gateway proxy event.")

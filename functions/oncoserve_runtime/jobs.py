@@ -41,8 +41,8 @@ from .model import ModelBundle
 from .observability import logger
 from .requests import validate_body
 from .routes import Route
-from .s3_objects import (count_keys, create_once, delete_object, get_json, input_bucket, list_keys, only_input_bucket,
-                         presigned_download, put_json)
+from .s3_objects import (claim, count_keys, get_json, input_bucket, list_keys, only_input_bucket, presigned_download,
+                         put_json)
 
 JOB_EVENT = "oncoserve_job"  # a worker event is {"oncoserve_job": {"folder", "id", "step", "chunk"?}}
 JOB_ID_PATTERN = "^[0-9a-f]{32}$"
@@ -94,18 +94,15 @@ def _event(job: Mapping[str, Any], step: str, chunk: int | None = None) -> dict[
                         **({"chunk": chunk} if chunk is not None else {})}}
 
 
-def _queue_once(job: Mapping[str, Any], step: str, chunk: int | None = None) -> None:
-    """Queue a step of the job unless it was queued before: Lambda may deliver an event twice, and a
-    delivery retried after it queued the next chunk would queue it again, so each step is queued
-    once, claimed by an object only the first writer creates."""
+def _queue_once(job: Mapping[str, Any], step: str, chunk: int | None, invocation: str) -> None:
+    """Queue a step of the job unless another invocation did: Lambda delivers an event at least once,
+    and a delivery that queued the next step twice would double the rest of its lane. Each step is
+    claimed by a marker object that S3's conditional write lets one writer create, holding the id of
+    the invocation that claimed it; Lambda retries a failed invocation under the same id, so a retry
+    queues what its first attempt claimed but may not have queued (a refused invoke, a timeout)."""
     marker = _key(job["folder"], job["id"], f"queued/{step}" + ("" if chunk is None else f"-{chunk:05d}"))
-    if not create_once(marker):
-        return
-    try:
+    if claim(marker, invocation):
         invoke_async(_event(job, step, chunk))
-    except ApiError:
-        delete_object(marker)  # not queued after all: a retry may claim it again
-        raise
 
 
 def _invalid(field: str, rule: str, message: str) -> UnprocessableEntityError:
@@ -216,11 +213,12 @@ def _run_unit(route: Route, body: dict[str, Any], model: ModelBundle, job_id: st
         return {"status": 500, "error": {"code": "internal_error", "message": "Unexpected server error; it has been logged."}}
 
 
-def run_job_step(event: dict[str, Any], folder: str, routes: Mapping[str, Route], model: ModelBundle) -> dict[str, Any]:
+def run_job_step(event: dict[str, Any], folder: str, routes: Mapping[str, Route], model: ModelBundle,
+                 invocation: str) -> dict[str, Any]:
     """A worker invocation: ``start`` queues the lanes' first chunks; ``chunk`` runs one chunk (once:
     a second delivery finds its results), stores them and queues the lane's next chunk, or, as a
     lane's last, the ``finish`` once every chunk is in; ``finish`` writes the result. S3 and Lambda
-    failures raise, so Lambda retries the invocation (twice)."""
+    failures raise, so Lambda retries the invocation (twice, under the same ``invocation`` id)."""
     payload = event[JOB_EVENT]
     job_id, step, index = str(payload.get("id", "")), payload.get("step"), payload.get("chunk")
     if payload.get("folder") != folder or not re.fullmatch(JOB_ID_PATTERN, job_id):
@@ -235,7 +233,7 @@ def run_job_step(event: dict[str, Any], folder: str, routes: Mapping[str, Route]
     route = routes[job["route"]]
     if step == "start":
         for lane in range(job["lanes"]):
-            _queue_once(job, "chunk", lane)
+            _queue_once(job, "chunk", lane, invocation)
     elif step == "finish":
         _write_result(job, route, model)
     else:
@@ -246,9 +244,9 @@ def run_job_step(event: dict[str, Any], folder: str, routes: Mapping[str, Route]
             put_json(chunk_key, {"chunk": index, "results": results})
         following = index + job["lanes"]
         if following < total:
-            _queue_once(job, "chunk", following)
+            _queue_once(job, "chunk", following, invocation)
         elif count_keys(_key(folder, job_id, "chunks/")) >= total:  # a lane's last chunk; the other lanes' are in
-            _queue_once(job, "finish")
+            _queue_once(job, "finish", None, invocation)
     logger.info("job step done", extra={"job_id": job_id, "step": step, "chunk": index})
     return {"job": job_id, "step": step, "ran": True}
 

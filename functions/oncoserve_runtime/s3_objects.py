@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 import uuid
 from contextlib import contextmanager
 from functools import lru_cache
@@ -76,7 +77,7 @@ def _refusal(exc: Exception, bucket: str, key: str) -> Exception:
         if code in ("NoSuchKey", "404", "NotFound"):
             return UnprocessableEntityError("s3_object_not_found", f"No object {key!r} in bucket {bucket!r}.")
         if code in ("AccessDenied", "403", "AllAccessDisabled"):
-            return ForbiddenError("s3_access_denied", f"The function may not read {key!r} in {bucket!r}.")
+            return ForbiddenError("s3_access_denied", f"The function may not use {key!r} in {bucket!r}.")
     return UpstreamFetchError("s3_unavailable", "S3 did not answer the read; try again.")
 
 
@@ -241,27 +242,27 @@ def count_keys(prefix: str) -> int:
     return count
 
 
-def create_once(key: str) -> bool:
-    """Create an empty object at ``key`` of the input bucket unless one is there (S3's conditional
-    write): True for the one caller that created it, False for every later one."""
+def claim(key: str, owner: str, attempts: int = 3) -> bool:
+    """Claim ``key`` of the input bucket for ``owner``: True when this call created it (S3's
+    conditional write lets one writer create an object) or ``owner`` already holds it; False when
+    another owner does."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket = input_bucket()
-    try:
-        _client().put_object(Bucket=bucket, Key=key, Body=b"", IfNoneMatch="*")
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
-            return False
-        raise _refusal(exc, bucket, key) from None
-    except BotoCoreError as exc:
-        raise _refusal(exc, bucket, key) from None
-    return True
-
-
-def delete_object(key: str) -> None:
-    bucket = input_bucket()
-    with _as_api_errors(bucket, key):
-        _client().delete_object(Bucket=bucket, Key=key)
+    for attempt in range(attempts):
+        try:
+            _client().put_object(Bucket=bucket, Key=key, Body=owner.encode(), IfNoneMatch="*")
+            return True
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "412"):
+                return read_object({"bucket": bucket, "key": key}).decode() == owner
+            if code != "ConditionalRequestConflict" or attempt == attempts - 1:  # 409: a write at the same moment
+                raise _refusal(exc, bucket, key) from None
+        except BotoCoreError as exc:
+            raise _refusal(exc, bucket, key) from None
+        time.sleep(0.05 * 2 ** attempt)
+    raise AssertionError("unreachable")
 
 
 def presigned_download(key: str) -> dict[str, Any]:

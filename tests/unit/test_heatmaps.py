@@ -44,7 +44,8 @@ def test_background_glass_is_not_tissue():
 def test_the_whole_image_background_pass_decides_as_the_tile_rule():
     # Tissue, glass, and tiles near both thresholds (brightness ~220, saturation ~0.08), one whole-tile grid.
     rng = np.random.default_rng(7)
-    tiles = [rng.integers(0, 256, (50, 50, 3)), tissue(50, 50, (240, 240, 238)), tissue(50, 50)]
+    # (250, 240, 230): saturation exactly 0.08, the threshold, where float32 once decided otherwise
+    tiles = [rng.integers(0, 256, (50, 50, 3)), tissue(50, 50, (240, 240, 238)), tissue(50, 50), tissue(50, 50, (250, 240, 230))]
     for level in (218, 219, 220, 221, 222):
         for spread in (15, 17, 18, 19, 21):
             base = rng.integers(level - 2, level + 3, (50, 50, 1))

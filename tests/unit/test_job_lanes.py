@@ -70,6 +70,13 @@ def put(bucket, *keys):
         bucket.put_object(Bucket=BUCKET, Key=key, Body=b"x")
 
 
+def deliver(event, invocation: str | None = None):
+    """One delivery of ``event`` by Lambda: a fresh request id, unless it is a retry of ``invocation``."""
+    import uuid
+
+    return jobs.run_job_step(event, "fake", ROUTES, MODEL, invocation or str(uuid.uuid4()))
+
+
 def step(event) -> tuple:
     payload = event[jobs.JOB_EVENT]
     return (payload["step"], payload["chunk"]) if "chunk" in payload else (payload["step"],)
@@ -81,7 +88,7 @@ def run(queued, routes=ROUTES):
     while queued:
         event = queued.pop(0)
         ran.append(step(event))
-        assert jobs.run_job_step(event, "fake", routes, MODEL)["ran"]
+        assert deliver(event)["ran"]
     return ran
 
 
@@ -125,8 +132,8 @@ def test_a_running_job_reports_its_progress(bucket, queued):
     job = jobs.submit_job("fake", {"route": "predict", "inputs": {"bucket": BUCKET, "keys": ["batch/0.png", "batch/1.png",
                                                                                              "batch/2.png"]},
                                    "chunk_size": 1}, ROUTES)["job"]
-    jobs.run_job_step(queued.pop(0), "fake", ROUTES, MODEL)  # start
-    jobs.run_job_step(queued.pop(0), "fake", ROUTES, MODEL)  # chunk 0
+    deliver(queued.pop(0))  # start
+    deliver(queued.pop(0))  # chunk 0
     status = jobs.job_status("fake", job["id"])["job"]
     assert status["status"] == "running" and status["chunks"] == {"total": 3, "done": 1} and "result" not in status
 
@@ -149,7 +156,7 @@ def test_the_deployments_cap_bounds_the_lanes(bucket, queued, monkeypatch):
     job = jobs.submit_job("fake", {"route": "predict", "inputs": {"bucket": BUCKET, "prefix": "batch/"}, "chunk_size": 1,
                                    "max_concurrency": 1000}, ROUTES)["job"]
     assert job["max_concurrency"] == 3
-    jobs.run_job_step(queued.pop(0), "fake", ROUTES, MODEL)
+    deliver(queued.pop(0))
     assert [step(event) for event in queued] == [("chunk", 0), ("chunk", 1), ("chunk", 2)]
 
 
@@ -184,13 +191,13 @@ def test_a_second_delivery_of_a_chunk_neither_reruns_it_nor_doubles_its_lane(buc
     jobs.submit_job("fake", {"route": "predict", "inputs": {"bucket": BUCKET, "prefix": "batch/"}, "chunk_size": 1,
                              "max_concurrency": 2}, ROUTES)
     start = queued.pop(0)
-    jobs.run_job_step(start, "fake", ROUTES, MODEL)
-    jobs.run_job_step(start, "fake", ROUTES, MODEL)  # delivered twice: the lanes are queued once
+    deliver(start)
+    deliver(start)  # delivered twice: the lanes are queued once
     assert [step(event) for event in queued] == [("chunk", 0), ("chunk", 1)]
     first = queued.pop(0)
     CALLS.clear()
-    jobs.run_job_step(first, "fake", ROUTES, MODEL)
-    jobs.run_job_step(first, "fake", ROUTES, MODEL)
+    deliver(first)
+    deliver(first)
     assert CALLS == ["batch/0.png"] and [step(event) for event in queued] == [("chunk", 1), ("chunk", 2)]
 
 
@@ -205,10 +212,12 @@ def test_a_step_that_lambda_did_not_take_can_be_queued_by_the_retry(bucket, queu
         raise UpstreamFetchError("job_start_failed", "Lambda said no")
 
     monkeypatch.setattr(jobs, "invoke_async", refuse_once)
-    with pytest.raises(ApiError):  # the invocation fails, so Lambda retries it
-        jobs.run_job_step(start, "fake", ROUTES, MODEL)
-    jobs.run_job_step(start, "fake", ROUTES, MODEL)
+    with pytest.raises(ApiError):  # the invocation fails, so Lambda retries it, under the same request id
+        deliver(start, "request-1")
+    deliver(start, "request-1")
     assert sorted(step(event) for event in queued) == [("chunk", 0), ("chunk", 1)]
+    deliver(start, "request-2")  # another delivery of the same event: queues nothing again
+    assert len(queued) == 2
 
 
 def test_a_failed_start_is_a_502_and_leaves_nothing_running(bucket, monkeypatch):
@@ -244,11 +253,11 @@ def test_an_unknown_or_malformed_job_id_is_not_found(bucket, job_id):
 def test_an_event_for_another_function_or_an_expired_job_runs_nothing(bucket, queued):
     put(bucket, "batch/0.png")
     job = jobs.submit_job("fake", {"route": "predict", "inputs": {"bucket": BUCKET, "prefix": "batch/"}}, ROUTES)["job"]
-    jobs.run_job_step(queued.pop(), "fake", ROUTES, MODEL)  # start
+    deliver(queued.pop())  # start
     event = queued.pop()
-    assert not jobs.run_job_step({jobs.JOB_EVENT: {**event[jobs.JOB_EVENT], "folder": "other"}}, "fake", ROUTES, MODEL)["ran"]
-    assert not jobs.run_job_step({jobs.JOB_EVENT: {**event[jobs.JOB_EVENT], "chunk": 5}}, "fake", ROUTES, MODEL)["ran"]
-    assert not jobs.run_job_step({jobs.JOB_EVENT: {**event[jobs.JOB_EVENT], "id": job["id"] + "\n"}}, "fake", ROUTES, MODEL)["ran"]
+    assert not deliver({jobs.JOB_EVENT: {**event[jobs.JOB_EVENT], "folder": "other"}})["ran"]
+    assert not deliver({jobs.JOB_EVENT: {**event[jobs.JOB_EVENT], "chunk": 5}})["ran"]
+    assert not deliver({jobs.JOB_EVENT: {**event[jobs.JOB_EVENT], "id": job["id"] + "\n"}})["ran"]
     bucket.delete_object(Bucket=BUCKET, Key=f"jobs/fake/{job['id']}/job.json")  # the lifecycle rule's doing
-    assert not jobs.run_job_step(event, "fake", ROUTES, MODEL)["ran"]
+    assert not deliver(event)["ran"]
     assert queued == []
