@@ -66,7 +66,7 @@ def tile_region(image: Image.Image, preprocessing: ImagePreprocessing, *, tile: 
             if min(piece.shape[:2]) < min_edge_tile:
                 slivers += 1
                 continue
-            whole = row < whole_background.shape[0] and col < whole_background.shape[1]
+            whole = piece.shape[:2] == (tile, tile)  # the edge's partial pieces go through the tile rule
             if whole_background[row, col] if whole else is_background(piece):
                 background += 1
                 continue

@@ -227,7 +227,7 @@ def put_json(key: str, value: Any) -> None:
 def get_json(key: str) -> Any | None:
     """The JSON object at ``key`` of the input bucket, or ``None`` when there is none."""
     try:
-        data = read_object({"bucket": input_bucket(), "key": key}, max_bytes=MAX_OBJECT_BYTES)
+        data = read_object({"bucket": input_bucket(), "key": key})
     except UnprocessableEntityError:  # s3_object_not_found
         return None
     return json.loads(data)
