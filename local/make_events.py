@@ -199,6 +199,9 @@ def histopathology_static() -> Iterator[EventCase]:
     yield ("bad_noise_patch_out_of_distribution.json", json_event("/histopathology/predict", {"image": _encode(noise)}),
            _expect(422, "out_of_distribution"))
     region = "/histopathology/region"
+    # A photograph sent whole to the tiled route: judged as a whole image, refused (or answered with "report")
+    for name, event, expectation in photograph_events(region):
+        yield name.replace("bad_", "bad_region_").replace("ok_", "ok_region_"), event, expectation
     for name, event, expectation in image_bad_events(region):
         if name in ("bad_not_image.json", "bad_huge_image.json", "bad_url_metadata_service.json", "bad_invalid_json.json"):
             yield name.replace("bad_", "bad_region_"), event, expectation
@@ -230,6 +233,12 @@ def histopathology_generated() -> Iterator[EventCase]:
     noisy = region.copy()
     noisy[:50] = np.random.default_rng(7).integers(0, 256, noisy[:50].shape, dtype=np.uint8)
     yield "ok_region_noise_tiles_blank.json", json_event("/histopathology/region", {"image": _encode(noisy)}), _expect(200)
+    # A dermoscopy image on the tiled route: its tiles are each merely atypical H&E, the image as a whole is refused
+    dermoscopy = {"image": _shared_image("skin", _first_test_path("skin", source_dataset="HAM10000", label="melanoma"))}
+    yield ("bad_region_dermoscopy_out_of_distribution.json", json_event("/histopathology/region", dermoscopy),
+           _expect(422, "out_of_distribution"))
+    yield ("ok_region_dermoscopy_ood_report.json", json_event("/histopathology/region", {**dermoscopy, "ood": "report"}),
+           _expect(200))
     # 2048 x 2048: the size the issue times (41 x 41 held-out patches, cropped), JPEG to fit the payload.
     big, _ = stitched_region(images, labels, 41, 41, seed=8)
     yield ("ok_region_2048.json", json_event("/histopathology/region", {"image": _encode(big[:2048, :2048], "JPEG", quality=90)}),

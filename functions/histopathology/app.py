@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from region import map_tiles, run_tiles, tile_probabilities, tile_region
+from region import map_tiles, run_tiles, tile_probabilities, tile_region, tile_scores
 from slide_merge import merge_slide_chunks
 from slide_route import SLIDE_ANSWER, SLIDE_SCHEMA, predict_slide
 
@@ -28,6 +28,7 @@ from oncoserve_runtime import (
     contract,
     error_codes,
     guard,
+    region_guard,
     with_ood,
     image_from_body,
     image_request_schema,
@@ -78,10 +79,13 @@ def predict_region(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
     spec = model.contract.output.region
     preprocessing = ImagePreprocessing.for_model(model)
     grid = tile_region(image, preprocessing, tile=spec.tile, min_edge_tile=spec.min_edge_tile)
-    p, flags = tile_probabilities(model, run_tiles(model.run, grid.tiles), body)
+    outputs = run_tiles(model.run, grid.tiles)
+    # The image as a whole first: a dermoscopy photo's tiles are each only "atypical" H&E, together not H&E.
+    ood = region_guard(model, tile_scores(model, outputs), body)
+    p, flags = tile_probabilities(model, outputs, body)
     threshold = model.contract.output.threshold
     tiles = map_tiles(grid.cells, p, flags, (grid.rows, grid.cols), threshold)
-    return {
+    return with_ood({
         **tiles.label_and_probabilities(),
         "threshold": threshold,
         "grid": {"rows": grid.rows, "cols": grid.cols, "tile": spec.tile, "stride": spec.stride,
@@ -91,7 +95,7 @@ def predict_region(body: dict[str, Any], model: ModelBundle) -> dict[str, Any]:
         "idc_area_fraction": tiles.idc_fraction,
         "heatmap_png": overlay_png_base64(image, tiles.heat, max_side=768),
         "elapsed_ms": round((time.perf_counter() - started) * 1000.0, 1),
-    }
+    }, ood)
 
 
 LABELS = ["non_idc", "idc"]
@@ -116,6 +120,7 @@ REGION_ANSWER = response_schemas.answer("histopathology", {
     "idc_area_fraction": response_schemas.PROBABILITY,
     "heatmap_png": response_schemas.BASE64_PNG,
     "elapsed_ms": {"type": "number", "minimum": 0},
+    "ood": response_schemas.REGION_OOD,
 }, ["label", "probabilities", "threshold", "grid", "tiles", "idc_area_fraction", "heatmap_png", "elapsed_ms"],
     "A p(IDC) grid over the region's tissue tiles, the IDC area fraction and a heatmap PNG.")
 

@@ -128,6 +128,14 @@ def run_tiles(run, tiles: np.ndarray) -> dict[str, np.ndarray] | None:
     return {name: np.concatenate([b[name] for b in batches]) for name in batches[0]}
 
 
+def tile_scores(model: ModelBundle, outputs: dict[str, np.ndarray] | None) -> np.ndarray:
+    """Every tissue tile's out-of-distribution score (empty without tiles or without a guard)."""
+    spec = model.contract.ood
+    if outputs is None or spec is None:
+        return np.zeros(0, np.float32)
+    return np.asarray(outputs[spec.tensor]).reshape(-1)
+
+
 def tile_probabilities(model: ModelBundle, outputs: dict[str, np.ndarray] | None,
                        body: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """(p(IDC) per tile, each tile's guard status): ``refused`` for an out-of-distribution tile

@@ -26,7 +26,7 @@ _MODULE_EXPORTS: dict[str, str] = {
     "inputs": "DICOM_MEDIA_TYPES EXPRESSION_REQUEST_SCHEMA expression_vector ExpressionProfile FRAME_SCHEMA "
               "image_from_body image_request_schema scan_from_body ScanImage",
     "model": "ModelBundle ModelHandle",
-    "ood": "assess_rows guard with_ood",
+    "ood": "assess_rows guard region_assessment region_guard with_ood",
     "digests": "sha256_of",
     "observability": "logger metrics tracer",
     "predictions": "binary_prediction probabilities_by_label",

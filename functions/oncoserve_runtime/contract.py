@@ -138,6 +138,19 @@ class BinaryOutput:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RegionGuard:
+    """A tiled image judged as a whole: the median of its tissue tiles' scores against thresholds set on
+    validation regions (a patient's spatially nearest tissue patches), one pair per tissue-tile count
+    (a median of few tiles varies more; the last pair holds for larger images). One odd tile is that
+    tile's business; a typical tile of the image being odd is not this kind of image."""
+
+    statistic: Literal["median tile score"]
+    refuse_thresholds: tuple[float, ...] = constrained(minItems=1)  # [n - 1]: for n tissue tiles
+    atypical_thresholds: tuple[float, ...] = constrained(minItems=1)
+    threshold_rule: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class OodGuard:
     """The in-distribution check: the graph's score output and two thresholds set on validation."""
 
@@ -149,6 +162,7 @@ class OodGuard:
     groups: tuple[str, ...]
     fitted_on: str
     graph_parameters: int = constrained(minimum=0)
+    region: RegionGuard | None = None  # tiled routes (histopathology's region)
 
 
 INPUT_KINDS: dict[str, tuple[type, type]] = {

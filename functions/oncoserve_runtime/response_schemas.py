@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .ood import ASSESSMENT_SCHEMA as OOD
+from .ood import REGION_ASSESSMENT_SCHEMA as REGION_OOD
 
 NUMBER = {"type": "number"}
 PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}

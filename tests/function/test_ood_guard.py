@@ -117,6 +117,37 @@ def test_the_region_route_leaves_refused_tiles_blank(histopathology, shared_data
     assert status == 422 and body["error"]["code"] == "out_of_distribution"
 
 
+def test_a_dermoscopy_image_sent_whole_to_the_region_route_is_refused_as_a_whole(histopathology, shared_data):
+    # GIVEN a dermoscopy image (the patch route refuses its size): its tiles are each merely atypical H&E
+    region_guard = histopathology.MODEL.get().contract.ood.region
+    if region_guard is None:
+        pytest.skip("histopathology model without a region guard")
+    row = split_rows(shared_data, "skin").iloc[0]
+    status, body = post_file(histopathology, "/histopathology/region", shared_data / "skin" / row.path, FakeLambdaContext())
+    assert status == 422 and body["error"]["code"] == "out_of_distribution"
+    ood = body["error"]["details"]["ood"]
+    count = min(ood["tissue_tiles"], len(region_guard.refuse_thresholds))
+    assert ood["score"] > ood["threshold"] == region_guard.refuse_thresholds[count - 1] and ood["tissue_tiles"] >= 4
+    # "report" answers it, flagged as a whole
+    status, body = post_file(histopathology, "/histopathology/region", shared_data / "skin" / row.path,
+                             FakeLambdaContext(), ood="report")
+    assert status == 200 and body["ood"]["status"] == "out_of_distribution"
+    assert body["ood"]["tissue_tiles"] == ood["tissue_tiles"]
+
+
+def test_a_region_of_test_patches_is_answered_with_its_region_block(histopathology, shared_data):
+    from train.histopathology.data import load_splits, stitched_region
+
+    if histopathology.MODEL.get().contract.ood.region is None:
+        pytest.skip("histopathology model without a region guard")
+    images, labels, _ = load_splits(limit=200)["test"]
+    region, _ = stitched_region(images, labels, 4, 4, seed=7)
+    status, body = call(histopathology, "/histopathology/region", {"image": png(region)})
+    # (5% of validation regions lie above the atypical threshold by construction: either is an answer)
+    assert status == 200 and body["ood"]["status"] in ("in_distribution", "atypical")
+    assert body["ood"]["tissue_tiles"] == body["tiles"]["scored"] + body["tiles"]["out_of_distribution"] == 16
+
+
 @pytest.fixture(scope="module")
 def skin():
     return guarded_app("skin")

@@ -145,3 +145,66 @@ def test_a_model_without_a_score_answers_without_an_ood_block():
     model = SimpleNamespace(contract=SimpleNamespace(ood=None))
     assert runtime_ood.guard(model, {"probabilities": np.ones((1, 2))}, {}) is None
     assert runtime_ood.with_ood({"label": "x"}, None) == {"label": "x"}
+
+
+REGION = SimpleNamespace(refuse_thresholds=(7.0, 5.0, 4.0), atypical_thresholds=(4.0, 3.5, 3.0))
+
+
+def region_model(region=REGION):
+    return SimpleNamespace(contract=SimpleNamespace(ood=SimpleNamespace(**vars(SPEC), region=region)))
+
+
+def test_a_region_is_judged_by_its_median_tile_not_by_one_odd_tile():
+    # GIVEN region thresholds for 1, 2 and 3+ tiles: one far tile among typical ones is that tile's
+    # business; most tiles beyond the threshold refuse the image as a whole, with the median and the count
+    one_odd = runtime_ood.region_guard(region_model(), np.array([1.0, 1.5, 2.0, 50.0]), {})
+    assert one_odd["status"] == "in_distribution" and one_odd["tissue_tiles"] == 4 and one_odd["score"] == 1.75
+    with pytest.raises(UnprocessableEntityError) as refused:
+        runtime_ood.region_guard(region_model(), np.array([4.5, 5.0, 6.0, 1.0, 1.0]), {})
+    assert refused.value.code == "out_of_distribution" and refused.value.details["ood"]["score"] == 4.5
+    reported = runtime_ood.region_guard(region_model(), np.array([4.5, 5.0, 6.0]), {"ood": "report"})
+    assert reported["status"] == "out_of_distribution" and reported["threshold"] == 4.0
+    assert runtime_ood.region_guard(region_model(), np.array([3.5, 3.5, 3.5]), {})["status"] == "atypical"
+    # no tissue tile, or a model without a region guard: no block
+    assert runtime_ood.region_guard(region_model(), np.zeros(0), {}) is None
+    assert runtime_ood.region_guard(region_model(None), np.array([9.0]), {}) is None
+
+
+def test_fewer_tiles_are_judged_against_their_own_looser_threshold():
+    # a median of one or two tiles varies more: 4.5 refuses three tiles but not one or two
+    assert runtime_ood.region_assessment(REGION, np.array([4.5]))["status"] == "atypical"
+    assert runtime_ood.region_assessment(REGION, np.array([4.5, 4.5]))["status"] == "atypical"
+    assert runtime_ood.region_assessment(REGION, np.array([4.5, 4.5, 4.5]))["status"] == "out_of_distribution"
+    assert runtime_ood.region_assessment(REGION, np.full(40, 4.5))["threshold"] == 4.0  # the last pair holds above
+
+
+def test_a_nan_tile_counts_as_out_and_an_infinite_median_is_reported_as_null():
+    assert runtime_ood.region_assessment(REGION, np.array([1.0, np.nan, np.nan]))["status"] == "out_of_distribution"
+    block = runtime_ood.region_assessment(REGION, np.array([np.inf, np.inf, 1.0]))
+    assert block["status"] == "out_of_distribution" and block["score"] is None
+
+
+def test_region_medians_are_one_patients_nearest_tiles():
+    # GIVEN patient 0's tiles on a line scoring their x, patient 1 far away scoring 100, patient 2 too small
+    positions = np.r_[np.c_[np.arange(10) * 50, np.zeros(10)], np.c_[np.arange(10) * 50, np.zeros(10)], np.zeros((2, 2))]
+    scores = np.r_[np.arange(10.0), np.full(10, 100.0), np.full(2, 1e6)]
+    patients = np.r_[np.zeros(10), np.ones(10), np.full(2, 2)]
+    medians = ood.neighbour_region_medians(scores, patients, positions, 3)
+    # THEN one region around each tile of patients 0 and 1, never mixing them, patient 2 left out
+    assert len(medians) == 20 and set(medians[10:]) == {100.0}
+    assert medians[0] == 1.0 and medians[5] == 5.0 and medians[9] == 8.0  # ends: the two inward neighbours
+
+
+def test_region_thresholds_refuse_at_most_one_percent_of_validation_regions_per_tile_count():
+    rng = np.random.default_rng(4)
+    scores, patients = rng.gamma(4, 0.5, 3000), rng.integers(0, 30, 3000)
+    positions = rng.integers(0, 2000, (3000, 2))
+    block = ood.region_block(scores, patients, positions)
+    refuse = np.array(block["refuse_thresholds"])
+    assert len(refuse) == ood.REGION_MAX_TILES and np.all(np.diff(refuse) <= 0)  # never stricter for fewer tiles
+    for n in (1, 4, 16):
+        medians = ood.neighbour_region_medians(scores, patients, positions, n)
+        assert (medians > refuse[n - 1]).mean() <= 0.01
+    assert np.all(np.array(block["atypical_thresholds"]) <= refuse)
+    # no patient with enough tiles: no region guard
+    assert ood.region_block(scores[:10], patients[:10], positions[:10]) is None

@@ -28,7 +28,7 @@ from train import core, imaging
 from train.brain.card import write_card, write_plots
 from train.brain.data import MODALITIES, TASK, TUMOR_LABELS, TYPES, load_data, mri_sources
 from train.brain.evaluate import choose_thresholds, evaluate_variant, robustness_checks, test_metrics
-from train.brain.heads import backbone_features, fit_heads
+from train.brain.heads import backbone_features, feature_cache_tag, fit_heads
 from train.brain.sources import leave_one_source_out
 from train.ood.evaluate import guard_contract
 
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     # MRI recall floor on test (0.969); see the model card.
     parser.add_argument("--fine-tune-epochs", type=int, default=0, help="0 = frozen backbone (default); try 15")
     parser.add_argument("--learning-rate", type=float, default=5e-5, help="for fine-tuning the last stage")
+    parser.add_argument("--ood-layer", help="backbone layer whose pooled map the guard scores (shipped: release.yaml; "
+                        "'last': the last map)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--card-only", action="store_true")
     args = core.parse_shipped_args(parser, TASK, argv)
@@ -57,10 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     extractor = imaging.build_feature_extractor(args.backbone, args.weights)
     features, fine_tuning = backbone_features(args, data, extractor)
     heads, choices = fit_heads(features, data, args.seed)
-    # The last map, not BACKBONES' ood_layer: on the int8 artifact, block_10 refused every other-task image but
-    # only 67% of the photographs (AUROC 0.88); the last map refuses 94% and 100% (history.md)
-    density = core.ood.fit_feature_density(features[split == "train"], ood_groups(data)[split == "train"])
-    model = imaging.build_cam_model(extractor, heads, ood=density)
+    ood_layer, ood_features = guard_features(args, data, extractor, features)
+    density = core.ood.fit_feature_density(ood_features, ood_groups(data)[split == "train"])
+    model = imaging.build_cam_model(extractor, heads, ood=density, ood_layer=ood_layer)
     core.export_saved_model(model, TASK)  # for `make bench` (TensorFlow and ONNX Runtime baselines)
 
     # ## Convert, threshold on validation, evaluate on test (through TFLite)
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(mri_sources(data)) > 1:
         metrics["leave_one_source_out"] = leave_one_source_out(data, args.backbone, args.seed)
     ood = guard_contract(TASK, shipped.model.content, density, outputs["val"]["ood_score"],
-                         features="the backbone's pooled last feature map", output=contract_output(thresholds),
+                         features=guard_features_text(ood_layer), output=contract_output(thresholds),
                          preprocessing=contract_preprocessing(args.backbone, data), seed=args.seed)
     plots = write_plots(data, split == "test", outputs["test"], thresholds, type_confusion, shipped.model.content,
                         args.seed)
@@ -99,6 +100,21 @@ def main(argv: list[str] | None = None) -> None:
               "splits": {s: int((split == s).sum()) for s in ("train", "val", "test")}})
     write_card(core.write_model_json(TASK, metadata))
     print(f"done in {time.time() - started:.0f} s", flush=True)
+
+
+def guard_features(args, data: dict[str, Any], extractor, features: np.ndarray) -> tuple[str | None, np.ndarray]:
+    """(the layer the guard reads, None for the last map; its pooled training features). An earlier
+    map than the heads' keeps what is not a brain slice apart: a backbone tuned end to end maps
+    other images onto its classes by the last stage (history.md: the layers measured)."""
+    train = data["split"] == "train"
+    if args.ood_layer in (None, "last"):
+        return None, features[train]
+    tag = feature_cache_tag(args.backbone, args.weights, args.sources)
+    return args.ood_layer, imaging.guard_training_features(TASK, tag, extractor, args.ood_layer, data["images"][train])
+
+
+def guard_features_text(layer: str | None) -> str:
+    return "the backbone's pooled last feature map" if layer is None else f"the backbone's pooled {layer} map"
 
 
 def ood_groups(data: dict[str, Any]) -> np.ndarray:

@@ -143,6 +143,34 @@ def ood_section(task: str, metadata: dict[str, Any]) -> str:
     lines += ["", f"Goals (far families — other tasks, photographs, synthetic: AUROC >= 0.99 and refusal >= 95%; "
               f"<= 1% of test inputs refused): {'met' if goals['met'] else 'not met'} (lowest far AUROC "
               f"{goals['far_auroc_min']:.4f}, lowest far refusal {goals['far_refused_min']:.1%})."]
+    if ood.get("region") and figures.get("region_route"):
+        lines += ["", region_route_text(ood["region"], figures["region_route"])]
+    return "\n".join(lines)
+
+
+def region_route_text(region: dict[str, Any], figures: dict[str, Any]) -> str:
+    """The guard on tiled images: the region thresholds and the far families sent whole to the region route."""
+    ind = figures["in_distribution"]
+    refuse, atypical = region["refuse_thresholds"], region["atypical_thresholds"]
+    lines = ["### Whole images on the tiled route",
+             f"An image sent to a tiled route is also judged as a whole: the median of its tissue tiles' scores, refused "
+             f"with 422 `out_of_distribution` above a threshold for that many tiles ({refuse[0]:.4g} for one tile down "
+             f"to {refuse[-1]:.4g} for {len(refuse)} or more) and flagged `atypical` above {atypical[0]:.4g} … "
+             f"{atypical[-1]:.4g} ({region['threshold_rule']}); the answer carries that `ood` block. "
+             f"Test regions (n = {ind['n']}, {ind['slice']}): {ind['refused']:.1%} refused (at most "
+             f"{max(ind['refused_by_tile_count']):.1%} for any one tile count), {ind['flagged']:.1%} flagged. A region "
+             "of real tissue that is mostly fold, ink or blur is refused as a whole, where only its odd tiles were before.",
+             "", "| family, sent whole | n | no tissue tile | AUROC vs test regions | refused | refused or atypical | median |",
+             "|---|---|---|---|---|---|---|"]
+    for name, f in figures["families"].items():
+        auroc = "—" if f["auroc"] is None else f"{f['auroc']:.4f}"
+        median = "—" if f["score_median"] is None else f"{f['score_median']:.3g}"
+        lines.append(f"| {name} | {f['n']} | {f['no_tissue']} | {auroc} | {f['refused']:.1%} | {f['flagged']:.1%} | {median} |")
+    goals = figures["goals"]
+    lowest = "—" if goals["far_auroc_min"] is None else f"{goals['far_auroc_min']:.4f}"
+    lines += ["", f"Goals on this route (the same: AUROC >= 0.99, refusal >= 95%, <= 1% of test regions refused): "
+              f"{'met' if goals['met'] else 'not met'} (lowest AUROC {lowest}, lowest refusal "
+              f"{goals['far_refused_min']:.1%}). An image with no tissue tile (all glass) is answered with nothing scored."]
     return "\n".join(lines)
 
 

@@ -130,7 +130,48 @@ def thresholds(val_scores: np.ndarray, *, refuse_quantile: float = 0.99, atypica
                     f"flag as atypical above the {atypical_quantile:.0%} quantile"}
 
 
-def contract_block(params: dict[str, Any], val_scores: np.ndarray, *, features: str) -> dict[str, Any]:
+REGION_MAX_TILES = 16  # thresholds for 1..16 tissue tiles; a larger image uses the last pair
+
+
+def neighbour_region_medians(scores: np.ndarray, groups: np.ndarray, positions: np.ndarray, tiles: int) -> np.ndarray:
+    """For every tile of every group (patient) with at least ``tiles`` tiles, the median score of the
+    ``tiles`` tiles of that group nearest to it (``positions``: (n, 2), itself included): what a tiled
+    image of that much of one patient's tissue scores as a whole."""
+    medians = []
+    for group in np.unique(groups):
+        members = np.flatnonzero(groups == group)
+        if len(members) < tiles:
+            continue
+        where = positions[members].astype(np.float64)
+        distances = ((where[:, None, :] - where[None, :, :]) ** 2).sum(axis=-1)
+        nearest = np.argsort(distances, axis=1, kind="stable")[:, :tiles]
+        medians.append(np.median(scores[members][nearest], axis=1))
+    return np.concatenate(medians) if medians else np.zeros(0)
+
+
+def region_block(val_scores: np.ndarray, val_groups: np.ndarray, val_positions: np.ndarray) -> dict[str, Any] | None:
+    """model.json's ``ood.region``: per tissue-tile count n = 1..REGION_MAX_TILES, the quantiles of
+    ``thresholds`` over validation regions of n neighbouring tiles of one patient, made non-increasing
+    in n (a median of more tiles varies less; a few patients set each quantile). None when no patient
+    has REGION_MAX_TILES tiles."""
+    per_count = [neighbour_region_medians(val_scores, val_groups, val_positions, n) for n in range(1, REGION_MAX_TILES + 1)]
+    if not len(per_count[-1]):
+        return None
+    chosen = [thresholds(medians) for medians in per_count]
+    refuse = np.maximum.accumulate([c["refuse"] for c in chosen][::-1])[::-1]
+    atypical = np.maximum.accumulate([c["atypical"] for c in chosen][::-1])[::-1]
+    patients = len(np.unique(val_groups))
+    return {"statistic": "median tile score", "refuse_thresholds": [float(v) for v in refuse],
+            "atypical_thresholds": [float(v) for v in atypical],
+            "threshold_rule": f"per tissue-tile count n = 1..{REGION_MAX_TILES}: validation regions of each patient's n "
+                              f"spatially nearest tissue patches around each of them ({len(per_count[0])} regions of "
+                              f"{patients} patients at n = 1, {len(per_count[-1])} at n = {REGION_MAX_TILES}); "
+                              + chosen[0]["rule"].replace("scores", "region scores")
+                              + "; made non-increasing in n"}
+
+
+def contract_block(params: dict[str, Any], val_scores: np.ndarray, *, features: str,
+                   region: dict[str, Any] | None = None) -> dict[str, Any]:
     """model.json's ``ood``: the tensor, the two thresholds, the method (the runtime reads it)."""
     chosen = thresholds(val_scores)
     return {"tensor": "ood_score", "refuse_threshold": chosen["refuse"],
@@ -139,4 +180,5 @@ def contract_block(params: dict[str, Any], val_scores: np.ndarray, *, features: 
             "groups": params["groups"], "fitted_on": "training split only",
             # the basis twice: TFLite stores it once per layout, into the basis and back out
             "graph_parameters": int(2 * params["basis"].size + params["whitening"].size + params["group_means"].size
-                                    + params["mean"].size)}
+                                    + params["mean"].size),
+            **({"region": region} if region else {})}

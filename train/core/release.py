@@ -20,7 +20,7 @@ from typing import Any
 
 from train.core.paths import REPO_ROOT
 
-BACKBONE_BOUND = ("weights", "second_weights", "input_size")  # meaningful only for the backbone they name
+BACKBONE_BOUND = ("weights", "second_weights", "input_size", "ood_layer")  # meaningful only for the backbone they name
 
 
 def release_file(task: str) -> Path:

@@ -26,8 +26,9 @@ import numpy as np
 from train import core, imaging
 from train.histopathology.cancernet import CANDIDATES, train_candidate
 from train.histopathology.card import write_card, write_plots
-from train.histopathology.data import LABELS, PATCH, PREPROCESSING, TASK, load_splits
+from train.histopathology.data import LABELS, PATCH, PREPROCESSING, TASK, load_splits, split_positions
 from train.histopathology.evaluate import MIN_SENSITIVITY, evaluate_variant, per_patient, predict_probability
+from train.ood import regions
 from train.ood.evaluate import guard_contract
 from train.histopathology.transfer_candidate import (TRANSFER, train_transfer_candidate, transfer_size,
                                                      transfer_spec)
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     splits = load_splits(args.limit)
     for name, (_, y, patients) in splits.items():
         print(f"{name}: {len(y)} patches, {len(np.unique(patients))} patients, {y.mean():.1%} IDC", flush=True)
-    (x_val, y_val, _), (x_test, y_test, patients_test) = splits["val"], splits["test"]
+    (x_val, y_val, patients_val), (x_test, y_test, patients_test) = splits["val"], splits["test"]
 
     # ## Candidates, chosen on validation AUC
     # The record of the run that tuned the transfer candidate's weights (its finetune.json), if any.
@@ -88,8 +89,8 @@ def main(argv: list[str] | None = None) -> None:
 
     output = {"labels": LABELS, "positive_label": "idc", "threshold": threshold["threshold"],
               "threshold_rule": threshold["rule"], "region": REGION}
-    ood = ood_guard(shipped.model.content, x_val, densities.get(name), imaging.BACKBONES[args.backbone].ood_layer,
-                    output, args.seed)
+    ood = ood_guard(shipped.model.content, (x_val, patients_val, split_positions("val", args.limit)),
+                    densities.get(name), imaging.BACKBONES[args.backbone].ood_layer, output, args.seed)
 
     # ## model.json, training.json, plots and the card
     plots = write_plots(history, y_val, x_val, model, y_test, p_test, test_metrics, spread, x_test, shipped.model,
@@ -118,14 +119,20 @@ def main(argv: list[str] | None = None) -> None:
     print(f"done in {time.time() - started:.0f} s", flush=True)
 
 
-def ood_guard(content: bytes, x_val: np.ndarray, density: dict[str, Any] | None, layer: str, output: dict[str, Any],
-              seed: int) -> dict[str, Any] | None:
-    """model.json's ``ood`` (``guard_contract``; None: a CancerNet candidate won, and it has no score)."""
+def ood_guard(content: bytes, val: tuple[np.ndarray, np.ndarray, np.ndarray], density: dict[str, Any] | None,
+              layer: str, output: dict[str, Any], seed: int) -> dict[str, Any] | None:
+    """model.json's ``ood`` (``guard_contract``; None: a CancerNet candidate won, and it has no score), with
+    the region thresholds from each validation patient's neighbouring tissue patches (``val``: patches,
+    patients, positions)."""
     if density is None:
         return None
-    return guard_contract(TASK, content, density, core.tflite_outputs(content, x_val)["ood_score"],
+    x_val, patients_val, positions_val = val
+    val_scores = core.tflite_outputs(content, x_val)["ood_score"]
+    kept = regions.tissue(x_val)
+    return guard_contract(TASK, content, density, val_scores,
                           features=f"the tuned backbone's pooled {layer} map (a layer before the last stage)",
-                          output=output, preprocessing={"in_runtime": PREPROCESSING.to_metadata()}, seed=seed)
+                          output=output, preprocessing={"in_runtime": PREPROCESSING.to_metadata()}, seed=seed,
+                          region=core.ood.region_block(val_scores[kept], patients_val[kept], positions_val[kept]))
 
 
 def train_candidates(args, splits, tuning_record: dict[str, Any], transfer_px: int) -> tuple[dict[str, tuple], dict]:

@@ -39,6 +39,19 @@ def load_splits(limit: int | None = None) -> dict[str, tuple[np.ndarray, np.ndar
     return splits
 
 
+def patch_positions(paths) -> np.ndarray:
+    """(n, 2) x, y of each patch on its slide, from the dataset's file names (``…_x1051_y801_class1.png``)."""
+    import pandas as pd
+
+    return pd.Series(list(paths)).str.extract(r"_x(\d+)_y(\d+)_").astype(int).to_numpy()
+
+
+def split_positions(name: str, limit: int | None = None) -> np.ndarray:
+    """``patch_positions`` of one split's patches, in ``load_splits``' order."""
+    manifest = imaging.load_manifest(TASK)
+    return patch_positions(manifest.loc[manifest["split"] == name, "path"])[:limit or None]
+
+
 def stitched_region(images: np.ndarray, labels: np.ndarray, rows: int, cols: int, seed: int):
     """A synthetic region: a rows x cols grid of held-out 50x50 patches (label grid returned too)."""
     rng = np.random.default_rng(seed)

@@ -32,9 +32,9 @@ class BackboneSpec:
     input_size: int
     scaling: str  # in-graph: "tf" (x/127.5 - 1), "lite" ((x-127)/128), "caffe" (BGR, ImageNet means), "none" (model scales itself)
     fine_tune_from: str  # first layer of the last stage: CPU fine-tuning trains from its input onwards
-    # The map the out-of-distribution score of skin and histopathology reads (None: the last one; brain keeps
-    # the last map, its history says why). A backbone tuned end to end maps what is not its kind of image
-    # onto its classes by the last stages; measured in history.md.
+    # The map the out-of-distribution score of skin and histopathology reads (None: the last one; brain names
+    # its own in its release.yaml, since this one broke under int8 there). A backbone tuned end to end maps
+    # what is not its kind of image onto its classes by the last stages; measured in history.md.
     ood_layer: str | None = None
 
 

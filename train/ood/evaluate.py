@@ -106,7 +106,53 @@ def evaluate_image_model(task: str, content: bytes, metadata: dict[str, Any], *,
         scores[f"corrupted:{name}"] = score_images(images)
     result["families"] = {name: summary(values, ood, id_scores) for name, values in scores.items()}
     result["goals"] = goals(result)
+    if ood.get("region"):
+        result["region_route"] = evaluate_region_route(task, content, metadata, test, id_images, id_scores, seed)
     return result
+
+
+def evaluate_region_route(task: str, content: bytes, metadata: dict[str, Any], test, id_images: list,
+                          id_scores: np.ndarray, seed: int) -> dict[str, Any]:
+    """The far families as a user sends them to a tiled route (whole, at their own size: the patch route
+    refuses anything over its side), against test regions: each test patient's n spatially nearest
+    tissue patches around each of them, n = 1..the thresholds' largest count."""
+    from types import SimpleNamespace
+
+    from oncoserve_runtime import ImagePreprocessing
+
+    from train.core.ood import neighbour_region_medians
+    from train.histopathology.data import patch_positions
+    from train.ood import regions
+
+    ood = metadata["ood"]
+    region = SimpleNamespace(**ood["region"])
+    preprocessing = ImagePreprocessing.from_metadata(metadata["preprocessing"]["in_runtime"])
+    kept = regions.tissue(np.concatenate([preprocessing.to_array(image) for image in id_images]))
+    patients, positions = test["patient_id"].to_numpy()[kept], patch_positions(test["path"])[kept]
+    refused, flagged, total, refused_by_count = 0, 0, 0, []
+    for n in range(1, len(region.refuse_thresholds) + 1):
+        medians = neighbour_region_medians(id_scores[kept], patients, positions, n)
+        refused += int((medians > region.refuse_thresholds[n - 1]).sum())
+        flagged += int((medians > region.atypical_thresholds[n - 1]).sum())
+        total += len(medians)
+        refused_by_count.append(float((medians > region.refuse_thresholds[n - 1]).mean()))
+    largest = neighbour_region_medians(id_scores[kept], patients, positions, len(region.refuse_thresholds))
+    sent = {f"other_tasks:{other}": [families.decoded(p) for p in families.test_paths(other, OTHER_PER_TASK, seed)]
+            for other in families.IMAGE_TASKS if other != task}
+    sent.update(photographs=families.photographs(), synthetic=families.synthetic(seed))
+    figures = {name: regions.region_summary(regions.image_region_scores(content, metadata, images), ood, largest)
+               for name, images in sent.items()}
+    measured = [f for f in figures.values() if f["auroc"] is not None]
+    return {"in_distribution": {"n": total, "refused": refused / total, "flagged": flagged / total,
+                                "refused_by_tile_count": refused_by_count, "score_median": float(np.median(largest)),
+                                "slice": f"test regions of 1..{len(region.refuse_thresholds)} neighbouring tissue patches "
+                                         f"of one patient ({len(np.unique(patients))} patients)"},
+            "families": figures,
+            "goals": {"far_auroc_min": min((f["auroc"] for f in measured), default=None),
+                      "far_refused_min": min(f["refused"] for f in figures.values()),
+                      "in_distribution_refused": refused / total,
+                      "met": bool(all(f["auroc"] is not None and f["auroc"] >= 0.99 and f["refused"] >= 0.95
+                                      for f in figures.values()) and refused / total <= 0.01)}}
 
 
 def goals(result: dict[str, Any]) -> dict[str, Any]:
@@ -120,12 +166,14 @@ def goals(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def guard_contract(task: str, content: bytes, density: dict[str, Any], val_scores: np.ndarray, *, features: str,
-                   output: dict[str, Any], preprocessing: dict[str, Any], seed: int) -> dict[str, Any]:
-    """model.json's ``ood`` from the shipped artifact's validation scores (``core.ood.contract_block``),
-    measured on the test split and the families through that artifact (writes ood_evaluation.json)."""
+                   output: dict[str, Any], preprocessing: dict[str, Any], seed: int,
+                   region: dict[str, Any] | None = None) -> dict[str, Any]:
+    """model.json's ``ood`` from the shipped artifact's validation scores (``core.ood.contract_block``;
+    ``region``: its thresholds for tiled images, ``core.ood.region_block``), measured on the test split
+    and the families through that artifact (writes ood_evaluation.json)."""
     from train.core.ood import contract_block
 
-    ood = contract_block(density, val_scores, features=features)
+    ood = contract_block(density, val_scores, features=features, region=region)
     write_evaluation(task, evaluate_image_model(task, content, {"ood": ood, "output": output,
                                                                 "preprocessing": preprocessing}, seed=seed))
     return ood
