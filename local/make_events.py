@@ -202,6 +202,9 @@ def histopathology_static() -> Iterator[EventCase]:
     # A photograph sent whole to the tiled route: judged as a whole image, refused (or answered with "report")
     for name, event, expectation in photograph_events(region):
         yield name.replace("bad_", "bad_region_").replace("ok_", "ok_region_"), event, expectation
+    white = np.full((200, 200, 3), 255, np.uint8)  # all glass: no tissue tile to answer for
+    yield ("bad_region_blank_out_of_distribution.json", json_event(region, {"image": _encode(white)}),
+           _expect(422, "out_of_distribution"))
     for name, event, expectation in image_bad_events(region):
         if name in ("bad_not_image.json", "bad_huge_image.json", "bad_url_metadata_service.json", "bad_invalid_json.json"):
             yield name.replace("bad_", "bad_region_"), event, expectation

@@ -44,28 +44,29 @@ def assess_rows(model, outputs: dict[str, np.ndarray]) -> list[dict[str, Any]] |
 
 def region_assessment(spec, scores: np.ndarray) -> dict[str, Any]:
     """``assess`` for a tiled image from its tissue tiles' ``scores`` (a NaN counts as out): their median
-    against the region ``spec``'s thresholds for that many tiles."""
+    against the region ``spec``'s thresholds for that many tiles. No tissue tile at all (a blank or
+    all-glass image) is out too: nothing in it is what the model was trained on."""
     scores = np.where(np.isnan(scores), np.inf, np.asarray(scores, np.float64))
-    index = min(len(scores), len(spec.refuse_thresholds)) - 1
+    index = min(max(len(scores), 1), len(spec.refuse_thresholds)) - 1
     thresholds = SimpleNamespace(refuse_threshold=spec.refuse_thresholds[index],
                                  atypical_threshold=spec.atypical_thresholds[index])
-    return {**assess(thresholds, float(np.median(scores))), "tissue_tiles": int(len(scores))}
+    return {**assess(thresholds, float(np.median(scores)) if len(scores) else math.nan), "tissue_tiles": int(len(scores))}
 
 
 def region_guard(model, scores: np.ndarray, body: dict[str, Any]) -> dict[str, Any] | None:
     """The ``ood`` block of a tiled image's answer (``region_assessment``); raises 422
     ``out_of_distribution`` when it is out unless ``body["ood"] == "report"``. None when the model has
-    no region guard or no tile was scored."""
+    no region guard."""
     spec = model.contract.ood.region if model.contract.ood is not None else None
-    if spec is None or not len(scores):
+    if spec is None:
         return None
     block = region_assessment(spec, scores)
     if block["status"] == "out_of_distribution" and body.get("ood") != "report":
         raise UnprocessableEntityError(
             "out_of_distribution",
-            "Taken together (the median of its tiles' scores), this image lies far outside the data the model was "
-            "trained on; it is not scored. Send \"ood\": \"report\" to score it anyway, flagged.",
-            details={"ood": block})
+            ("Taken together (the median of its tiles' scores), this image lies far outside the data the model was "
+             "trained on" if len(scores) else "This image has no tissue tile (every tile is background)")
+            + "; it is not scored. Send \"ood\": \"report\" to score it anyway, flagged.", details={"ood": block})
     return block
 
 
@@ -107,6 +108,7 @@ REGION_ASSESSMENT_SCHEMA = {
     "description": "How typical the image is as a whole: the median score of its tissue tiles, against thresholds "
                    "set on validation regions of as many tiles (a patient's neighbouring patches).",
     "properties": {**ASSESSMENT_SCHEMA["properties"],
-                   "tissue_tiles": {"type": "integer", "minimum": 1, "description": "Tissue tiles the median is taken over."}},
+                   "tissue_tiles": {"type": "integer", "minimum": 0,
+                                    "description": "Tissue tiles the median is taken over (0: none, the image is refused)."}},
     "required": [*ASSESSMENT_SCHEMA["required"], "tissue_tiles"],
 }

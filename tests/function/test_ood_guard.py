@@ -135,6 +135,17 @@ def test_a_dermoscopy_image_sent_whole_to_the_region_route_is_refused_as_a_whole
     assert body["ood"]["tissue_tiles"] == ood["tissue_tiles"]
 
 
+def test_a_blank_region_is_refused_not_answered_non_idc(histopathology):
+    if histopathology.MODEL.get().contract.ood.region is None:
+        pytest.skip("histopathology model without a region guard")
+    white = np.full((200, 200, 3), 255, np.uint8)
+    status, body = call(histopathology, "/histopathology/region", {"image": png(white)})
+    assert status == 422 and body["error"]["code"] == "out_of_distribution"
+    assert body["error"]["details"]["ood"]["tissue_tiles"] == 0 and body["error"]["details"]["ood"]["score"] is None
+    status, body = call(histopathology, "/histopathology/region", {"image": png(white), "ood": "report"})
+    assert status == 200 and body["tiles"]["scored"] == 0 and body["ood"]["status"] == "out_of_distribution"
+
+
 def test_a_region_of_test_patches_is_answered_with_its_region_block(histopathology, shared_data):
     from train.histopathology.data import load_splits, stitched_region
 

@@ -165,8 +165,12 @@ def test_a_region_is_judged_by_its_median_tile_not_by_one_odd_tile():
     reported = runtime_ood.region_guard(region_model(), np.array([4.5, 5.0, 6.0]), {"ood": "report"})
     assert reported["status"] == "out_of_distribution" and reported["threshold"] == 4.0
     assert runtime_ood.region_guard(region_model(), np.array([3.5, 3.5, 3.5]), {})["status"] == "atypical"
-    # no tissue tile, or a model without a region guard: no block
-    assert runtime_ood.region_guard(region_model(), np.zeros(0), {}) is None
+    # no tissue tile (a blank or all-glass image) is refused too; a model without a region guard: no block
+    with pytest.raises(UnprocessableEntityError) as blank:
+        runtime_ood.region_guard(region_model(), np.zeros(0), {})
+    assert blank.value.details["ood"] == {"score": None, "threshold": 7.0, "atypical_threshold": 4.0,
+                                          "status": "out_of_distribution", "tissue_tiles": 0}
+    assert runtime_ood.region_guard(region_model(), np.zeros(0), {"ood": "report"})["tissue_tiles"] == 0
     assert runtime_ood.region_guard(region_model(None), np.array([9.0]), {}) is None
 
 

@@ -170,7 +170,7 @@ def region_route_text(region: dict[str, Any], figures: dict[str, Any]) -> str:
     lowest = "—" if goals["far_auroc_min"] is None else f"{goals['far_auroc_min']:.4f}"
     lines += ["", f"Goals on this route (the same: AUROC >= 0.99, refusal >= 95%, <= 1% of test regions refused): "
               f"{'met' if goals['met'] else 'not met'} (lowest AUROC {lowest}, lowest refusal "
-              f"{goals['far_refused_min']:.1%}). An image with no tissue tile (all glass) is answered with nothing scored."]
+              f"{goals['far_refused_min']:.1%}). An image with no tissue tile at all (blank, all glass) is refused too."]
     return "\n".join(lines)
 
 

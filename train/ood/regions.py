@@ -56,7 +56,8 @@ def image_region_scores(content: bytes, metadata: dict[str, Any], images: list) 
 
 def region_refused(tile_scores: np.ndarray, ood: dict[str, Any]) -> tuple[bool, bool]:
     """(refused, refused or atypical) of an image with these tissue-tile scores, as the region route
-    decides: the image as a whole (``region_assessment``), or every tile above the tile threshold."""
+    decides: the image as a whole (``region_assessment``; no tissue tile is out), or every tile above the
+    tile threshold."""
     from types import SimpleNamespace
 
     from oncoserve_runtime.ood import region_assessment
@@ -68,12 +69,12 @@ def region_refused(tile_scores: np.ndarray, ood: dict[str, Any]) -> tuple[bool, 
 
 
 def region_summary(tile_scores: list[np.ndarray], ood: dict[str, Any], in_medians: np.ndarray) -> dict[str, Any]:
-    """A family sent to the region route: refused, flagged, answered with no tissue tile at all, and the
-    AUROC of its images' median tile score against test regions' (None when no image has tissue)."""
+    """A family sent to the region route: refused (an image with no tissue tile is), flagged, how many had
+    no tissue tile, and the AUROC of the median tile score of those that had, against test regions'."""
     from train.ood.evaluate import auroc
 
     with_tissue = [s for s in tile_scores if len(s)]
-    decisions = np.array([region_refused(s, ood) for s in with_tissue]).reshape(-1, 2)
+    decisions = np.array([region_refused(s, ood) for s in tile_scores]).reshape(-1, 2)
     medians = np.array([np.median(np.nan_to_num(s, nan=np.inf)) for s in with_tissue])
     n = len(tile_scores)
     return {"n": n, "no_tissue": n - len(with_tissue), "refused": float(decisions[:, 0].sum() / n),
