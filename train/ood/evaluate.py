@@ -132,11 +132,11 @@ def evaluate_region_route(task: str, content: bytes, metadata: dict[str, Any], t
     refused, flagged, total, refused_by_count = 0, 0, 0, []
     for n in range(1, len(region.refuse_thresholds) + 1):
         medians = neighbour_region_medians(id_scores[kept], patients, positions, n)
-        refused += int((medians > region.refuse_thresholds[n - 1]).sum())
+        out = medians > region.refuse_thresholds[n - 1]
+        refused, total = refused + int(out.sum()), total + len(medians)
         flagged += int((medians > region.atypical_thresholds[n - 1]).sum())
-        total += len(medians)
-        refused_by_count.append(float((medians > region.refuse_thresholds[n - 1]).mean()))
-    largest = neighbour_region_medians(id_scores[kept], patients, positions, len(region.refuse_thresholds))
+        refused_by_count.append(float(out.mean()))
+    largest = medians  # the regions of the largest count, the families' reference
     sent = {f"other_tasks:{other}": [families.decoded(p) for p in families.test_paths(other, OTHER_PER_TASK, seed)]
             for other in families.IMAGE_TASKS if other != task}
     sent.update(photographs=families.photographs(), synthetic=families.synthetic(seed))
