@@ -198,6 +198,9 @@ def histopathology_static() -> Iterator[EventCase]:
     noise = np.random.default_rng(0).integers(0, 256, (50, 50, 3), dtype=np.uint8)
     yield ("bad_noise_patch_out_of_distribution.json", json_event("/histopathology/predict", {"image": _encode(noise)}),
            _expect(422, "out_of_distribution"))
+    black = np.zeros((50, 50, 3), np.uint8)  # one colour: nothing to score, whatever training patch it resembles
+    yield ("bad_black_patch_out_of_distribution.json", json_event("/histopathology/predict", {"image": _encode(black)}),
+           _expect(422, "out_of_distribution"))
     region = "/histopathology/region"
     # A photograph sent whole to the tiled route: judged as a whole image, refused (or answered with "report")
     for name, event, expectation in photograph_events(region):

@@ -129,11 +129,13 @@ def run_tiles(run, tiles: np.ndarray) -> dict[str, np.ndarray] | None:
 
 
 def tile_scores(model: ModelBundle, outputs: dict[str, np.ndarray] | None) -> np.ndarray:
-    """Every tissue tile's out-of-distribution score (empty without tiles or without a guard)."""
+    """Every tissue tile's score for judging the image as a whole: the region guard's own output when it
+    names one, else the guard's (empty without tiles or without a guard)."""
     spec = model.contract.ood
     if outputs is None or spec is None:
         return np.zeros(0, np.float32)
-    return np.asarray(outputs[spec.tensor]).reshape(-1)
+    tensor = spec.region.tensor if spec.region is not None and spec.region.tensor else spec.tensor
+    return np.asarray(outputs[tensor]).reshape(-1)
 
 
 def tile_probabilities(model: ModelBundle, outputs: dict[str, np.ndarray] | None,

@@ -145,6 +145,11 @@ class RegionGuard:
     tile's business; a typical tile of the image being odd is not this kind of image."""
 
     statistic: Literal["median tile score"]
+    # The score output the median is taken of, when not the guard's own (histopathology: the tiles are each
+    # judged by their nearest training patch, the image by a density, which keeps a whole photo apart).
+    tensor: str | None = None
+    method: str | None = None
+    graph_parameters: int | None = None
     refuse_thresholds: tuple[float, ...] = constrained(minItems=1)  # [n - 1]: for n tissue tiles
     atypical_thresholds: tuple[float, ...] = constrained(minItems=1)
     threshold_rule: str

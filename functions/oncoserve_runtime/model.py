@@ -92,9 +92,9 @@ class ModelBundle:
 
     def class_output(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
         """Of :meth:`run`'s outputs, the class probabilities: named in ``model.json`` ``output.tensor``,
-        else the only output that is not the out-of-distribution score."""
+        else the only output that is not an out-of-distribution score (``ood…``)."""
         name = getattr(self.contract.output, "tensor", None)
-        return outputs[name] if name else next(v for k, v in outputs.items() if k != "ood_score")
+        return outputs[name] if name else next(v for k, v in outputs.items() if not k.startswith("ood"))
 
 
 class ModelHandle:

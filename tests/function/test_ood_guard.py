@@ -98,6 +98,13 @@ def test_a_noise_patch_is_refused_and_a_test_patch_is_not(histopathology, shared
     assert status == 200 and body["ood"]["status"] in ("in_distribution", "atypical", "out_of_distribution")
 
 
+@pytest.mark.parametrize("colour", [(0, 0, 0), (128, 128, 128), (230, 190, 160)])
+def test_a_one_colour_patch_is_refused_with_the_farthest_score(histopathology, colour):
+    status, body = call(histopathology, "/histopathology/predict", {"image": png(np.full((50, 50, 3), colour, np.uint8))})
+    assert status == 422 and body["error"]["code"] == "out_of_distribution"
+    assert body["error"]["details"]["ood"]["score"] == 2.0
+
+
 def test_the_region_route_leaves_refused_tiles_blank(histopathology, shared_data):
     from train.histopathology.data import load_splits, stitched_region
 
@@ -235,6 +242,7 @@ def test_the_shipped_artifact_keeps_its_score_in_float(task):
         pytest.skip(f"{task} model without a guard")
     interpreter = Interpreter(model_path=str(FUNCTIONS_DIR / task / "model" / "model.tflite"))
     scored = [t for t in interpreter.get_tensor_details() if "/ood" in t["name"]]
-    # float32, or float16 constants in a float16 artifact (dequantized to float32 when it loads); never integers
-    assert scored and all(t["dtype"] in (np.float32, np.float16) for t in scored)
+    # float32, or float16 constants in a float16 artifact (dequantized to float32 when it loads); never quantised
+    # integers (a shape's int32 and a mask's bool are bookkeeping, not values)
+    assert scored and not any(t["dtype"] in (np.int8, np.uint8, np.int16) for t in scored)
     assert any(t["dtype"] == np.float32 for t in scored)

@@ -71,13 +71,66 @@ def test_out_of_fold_scores_score_each_sample_without_it():
     assert np.median(scores) > np.median(in_sample)  # held out: farther than when fitted on
 
 
+def test_nearest_neighbour_scores_its_training_samples_zero_held_out_ones_low_and_far_ones_high():
+    features, groups, rng = cohort()
+    params = ood.fit_nearest_neighbour(features[:300], groups[:300], components=16)
+    assert params["bank"].shape == (300, 16) and np.allclose(np.linalg.norm(params["bank"], axis=1), 1)
+    # the 16 leading directions hold the cohort's signal: a training sample is its own nearest neighbour
+    assert np.abs(ood.score(params, features[:300])).max() < 0.01
+    held_out = ood.score(params, features[300:])
+    # the same values in other channels: another kind of input with the same magnitudes
+    far = ood.score(params, features[300:][:, rng.permutation(features.shape[1])])
+    assert far.min() > held_out.max()
+
+
+def test_nearest_neighbour_gives_an_all_zero_feature_vector_the_largest_distance_not_nan():
+    features, groups, _ = cohort(d=16)
+    params = ood.fit("nearest_neighbour", features, groups)
+    assert params["components"] == 16  # never more directions than the features span
+    assert ood.score(params, np.zeros((1, 16)))[0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("method, far", [("nearest_neighbour", 2.0), ("mahalanobis", float("inf"))])
+def test_a_one_colour_image_gets_the_farthest_score_in_the_graph(method, far):
+    # GIVEN a graph whose score also sees the input pixels, THEN a blank, black or one-colour image
+    # (a colour differs between channels, not within one) scores farthest whatever its features, and
+    # an image with texture in a single channel keeps its own score
+    pytest.importorskip("keras")
+    import keras
+    from keras import layers
+
+    features, groups, rng = cohort(d=16)
+    params = ood.fit(method, features, groups)
+    images = keras.Input((4, 4, 3))
+    hidden = layers.Dense(16, name="features")(layers.Flatten()(images))
+    model = keras.Model(images, ood.score_layer(params, hidden, images=images, name="ood_region_score"))
+    one_colour = [np.zeros((4, 4, 3)), np.full((4, 4, 3), 255.0), np.broadcast_to([230.0, 190.0, 160.0], (4, 4, 3)),
+                  np.broadcast_to([30.0, 30.0, 200.0], (4, 4, 3)) + rng.normal(0, 1, (4, 4, 3))]
+    textured = np.broadcast_to([230.0, 190.0, 160.0], (4, 4, 3)).copy()
+    textured[..., 2] += rng.normal(0, 10, (4, 4))
+    batch = np.stack([*one_colour, textured]).astype(np.float32)
+    got = np.asarray(model(batch))
+    assert np.all(got[:4] == far)
+    expected = ood.score(params, np.asarray(model.get_layer("features")(layers.Flatten()(batch))))
+    assert got[4] == pytest.approx(expected[4], rel=1e-4)
+    assert {"ood_region", "ood_region_blank"} <= {layer.name for layer in model.layers}  # float in int8
+
+
+def test_fit_names_its_method_and_refuses_an_unknown_one():
+    features, groups, _ = cohort(d=16)
+    assert ood.fit("mahalanobis", features, groups)["kind"] == "mahalanobis"
+    with pytest.raises(ValueError, match="unknown out-of-distribution method"):
+        ood.fit("softmax", features, groups)
+
+
+@pytest.mark.parametrize("method", ood.METHODS)
 @pytest.mark.parametrize("views", [1, 8])
-def test_graph_layer_equals_numpy_on_feature_maps(views):
+def test_graph_layer_equals_numpy_on_feature_maps(views, method):
     pytest.importorskip("keras")
     import keras
 
     features, groups, rng = cohort(d=16)
-    params = ood.fit_feature_density(features, groups)
+    params = ood.fit(method, features, groups)
     maps = rng.normal(0.5, 1, (3 * views, 2, 2, 16)).astype(np.float32)
     inputs = keras.Input((2, 2, 16))
     model = keras.Model(inputs, ood.score_layer(params, inputs, views=views))
@@ -116,6 +169,28 @@ def test_int8_conversion_keeps_the_score_in_float():
     assert expected.min() > 100 * typical_max
     # int8 features move the score (a factor below 2 here), but nothing caps it near the typical range
     assert got.min() > 100 * typical_max and np.all(got > expected / 2)
+
+
+def test_int8_conversion_keeps_the_nearest_neighbour_bank_in_float():
+    # The bank is the graph's largest constant; quantised, every similarity would move by its step.
+    pytest.importorskip("tensorflow")
+    import keras
+    from keras import layers
+
+    from convert.convert import convert_model, run_tflite
+
+    features, groups, rng = cohort(d=16)
+    features = np.clip(features - features.min(), 0, None).astype(np.float32)
+    params = ood.fit_nearest_neighbour(features[:300], groups[:300], components=16)
+    inputs = keras.Input((16,))
+    hidden = layers.ReLU()(layers.Dense(16, kernel_initializer="identity", name="features")(inputs))
+    model = keras.Model(inputs, {"probabilities": layers.Softmax()(layers.Dense(2)(hidden)),
+                                 "ood_score": ood.score_layer(params, hidden)})
+    converted = convert_model(model, features[:300], variants=("float32", "int8"), float_bound=1e-3)
+    probe = np.concatenate([features[300:], rng.uniform(0, features.max(), (20, 16))]).astype(np.float32)
+    got = run_tflite(converted["int8"].content, probe)["ood_score"]
+    assert np.abs(got - ood.score(params, probe)).max() < 0.02  # only the int8 features' rounding moves it
+    assert run_tflite(converted["int8"].content, features[:300])["ood_score"].max() < 0.02
 
 
 SPEC = SimpleNamespace(tensor="ood_score", refuse_threshold=5.0, atypical_threshold=3.0)

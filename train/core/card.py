@@ -152,6 +152,8 @@ def region_route_text(region: dict[str, Any], figures: dict[str, Any]) -> str:
     """The guard on tiled images: the region thresholds and the far families sent whole to the region route."""
     ind = figures["in_distribution"]
     refuse, atypical = region["refuse_thresholds"], region["atypical_thresholds"]
+    own = (f" The tiles' scores here are a second output, `{region['tensor']}`: {region['method']}; "
+           f"{region['graph_parameters']:,} more constants in the graph." if region.get("tensor") else "")
     lines = ["### Whole images on the tiled route",
              f"An image sent to a tiled route is also judged as a whole: the median of its tissue tiles' scores, refused "
              f"with 422 `out_of_distribution` above a threshold for that many tiles ({refuse[0]:.4g} for one tile down "
@@ -159,7 +161,7 @@ def region_route_text(region: dict[str, Any], figures: dict[str, Any]) -> str:
              f"{atypical[-1]:.4g} ({region['threshold_rule']}); the answer carries that `ood` block. "
              f"Test regions (n = {ind['n']}, {ind['slice']}): {ind['refused']:.1%} refused (at most "
              f"{max(ind['refused_by_tile_count']):.1%} for any one tile count), {ind['flagged']:.1%} flagged. A region "
-             "of real tissue that is mostly fold, ink or blur is refused as a whole, where only its odd tiles were before.",
+             "of real tissue that is mostly fold, ink or blur is refused as a whole, where only its odd tiles were before." + own,
              "", "| family, sent whole | n | no tissue tile | AUROC vs test regions | refused | refused or atypical | median |",
              "|---|---|---|---|---|---|---|"]
     for name, f in figures["families"].items():

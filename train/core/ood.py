@@ -14,6 +14,13 @@ feature-space Mahalanobis ranks above softmax confidence on medical images, e.g.
 
 The score is the sum of the two terms (≈ 2 for a typical training image); the graph computes it
 with two matrix products per input (``score_layer``), NumPy the same (``score``) for fitting and tests.
+
+A second method, ``nearest_neighbour`` (Sun et al. 2022, "Out-of-distribution detection with deep
+nearest neighbors"): the cosine distance of the L2-normalised features to the nearest training
+sample's, in the training features' leading directions. It makes no assumption on the features'
+shape; where images of another kind sit inside a Gaussian's tail (histopathology's 50-px patches:
+dermoscopy photos shrunk to a patch look like unusual H&E) it still finds no training patch near
+them. The training features are kept in the graph, one row each.
 """
 
 from __future__ import annotations
@@ -26,9 +33,20 @@ COMPONENTS = 512  # development look on the brain model (card): 64 directions le
 OOD_SCOPE = "ood"  # the layer name: its operations stay float in an int8 model
 RANK_TOLERANCE = 1e-6  # singular values below this share of the largest are directions the features do not span
 SHRINKAGE = 0.05  # covariance shrunk towards its mean variance: a stable inverse from few images
+NEIGHBOUR_COMPONENTS = 128  # validation screen (histopathology card): 128 leading directions lose nothing the score uses
+METHODS = ("mahalanobis", "nearest_neighbour")
 METHOD = ("Mahalanobis distance of the features to the nearest training group mean "
           "(shared shrunk covariance, {k} principal directions, per direction) + squared residual "
           "off those directions (over its training mean)")
+
+
+def fit(method: str, features: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
+    """The constants of ``method``'s score (one of ``METHODS``) from training ``features`` and ``groups``."""
+    if method == "nearest_neighbour":
+        return fit_nearest_neighbour(features, groups)
+    if method == "mahalanobis":
+        return fit_feature_density(features, groups)
+    raise ValueError(f"unknown out-of-distribution method {method!r}; one of {METHODS}")
 
 
 def fit_feature_density(features: np.ndarray, groups: np.ndarray, *, components: int = COMPONENTS) -> dict[str, Any]:
@@ -54,12 +72,36 @@ def fit_feature_density(features: np.ndarray, groups: np.ndarray, *, components:
     total = (centred ** 2).sum(axis=1)
     residual = total - (z ** 2).sum(axis=1)
     scale = max(float(residual.mean()), RANK_TOLERANCE * float(total.mean()))  # never a float32 rounding error
-    return {"mean": mean, "basis": basis, "whitening": whitening, "group_means": group_means,
+    return {"kind": "mahalanobis", "mean": mean, "basis": basis, "whitening": whitening, "group_means": group_means,
             "groups": [str(g) for g in names], "residual_scale": scale, "components": k}
+
+
+def fit_nearest_neighbour(features: np.ndarray, groups: np.ndarray, *,
+                          components: int = NEIGHBOUR_COMPONENTS) -> dict[str, Any]:
+    """The nearest-neighbour score's constants: the ``components`` leading directions of the
+    (uncentred: cosine geometry is about the origin) training features, and every training sample
+    projected onto them and normalised to unit length (the bank, (n, k))."""
+    x = features.astype(np.float64)
+    _, singular, directions = np.linalg.svd(x, full_matrices=False)
+    rank = int((singular > RANK_TOLERANCE * singular[0]).sum())
+    k = max(1, min(components, rank))
+    basis = directions[:k].T  # (d, k)
+    return {"kind": "nearest_neighbour", "basis": basis, "bank": unit_rows(x @ basis),
+            "groups": [str(g) for g in np.unique(groups)], "components": k}
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), NORM_FLOOR)
+
+
+NORM_FLOOR = 1e-6  # an all-zero feature vector (a black image's dead channels) keeps a zero direction, not NaN
 
 
 def score(params: dict[str, Any], features: np.ndarray) -> np.ndarray:
     """The score of pooled ``features`` (n, d), in NumPy (what the graph computes)."""
+    if params.get("kind") == "nearest_neighbour":
+        similarity = unit_rows(features.astype(np.float64) @ params["basis"]) @ params["bank"].T
+        return 1.0 - similarity.max(axis=1)
     centred = features.astype(np.float64) - params["mean"]
     z = centred @ params["basis"]
     whitened = z @ params["whitening"]
@@ -69,16 +111,70 @@ def score(params: dict[str, Any], features: np.ndarray) -> np.ndarray:
     return distances / params["components"] + np.maximum(residual, 0) / params["residual_scale"]
 
 
-def score_layer(params: dict[str, Any], features, *, views: int = 1):
-    """The graph's ``ood_score`` (batch,) from pooled features (batch, d) or a feature map (batch, h,
-    w, d; pooled here, and averaged over ``views`` stacked views of each image). One layer named
-    ``ood``, so the int8 conversion can find its operations and keep them in float (``convert.convert``)."""
+def score_layer(params: dict[str, Any], features, *, views: int = 1, images=None, name: str = "ood_score"):
+    """The graph's score output ``name`` (batch,) from pooled features (batch, d) or a feature map (batch, h,
+    w, d; pooled here, and averaged over ``views`` stacked views of each image). Layers named
+    ``ood``…, so the int8 conversion can find their operations and keep them in float (``convert.convert``).
+    ``images``: the graph's input pixels; an image of one colour then gets the farthest score (``blank_layer``)."""
     from keras import layers
 
-    return layers.Identity(name="ood_score")(feature_density_layer(params, views)(features))
+    scope = name.removesuffix("_score")
+    make = nearest_neighbour_layer if params.get("kind") == "nearest_neighbour" else feature_density_layer
+    score = make(params, views, scope)(features)
+    if images is not None:
+        score = blank_layer(FARTHEST.get(params.get("kind"), float("inf")), f"{scope}_blank")(images, score)
+    return layers.Identity(name=name)(score)
 
 
-def feature_density_layer(params: dict[str, Any], views: int = 1):
+BLANK_PIXEL_STD = 2.0  # grey levels; histopathology's least varied patch has 2.7 (training), 9.5 (validation, test)
+FARTHEST = {"nearest_neighbour": 2.0}  # a cosine distance's largest value; unbounded scores get infinity
+
+
+def blank_layer(far_score: float, name: str = f"{OOD_SCOPE}_blank"):
+    """(images, score) → score, with ``far_score`` for an image of one colour (in every channel, the
+    pixels' standard deviation < ``BLANK_PIXEL_STD``): a blank, black or one-colour upload has nothing
+    for the features to describe, and a nearest-neighbour score can find such a square close to a
+    dark or empty training patch."""
+    from keras import layers, ops
+
+    class BlankImageIsFar(layers.Layer):
+        def call(self, images, score):
+            per_channel = ops.reshape(images, (ops.shape(images)[0], -1, ops.shape(images)[-1]))
+            spread = ops.max(ops.std(per_channel, axis=1), axis=-1)
+            return ops.where(spread < BLANK_PIXEL_STD, far_score, score)
+
+    return BlankImageIsFar(name=name)
+
+
+def pooled_views(features, views: int):
+    """(batch, d) pooled features of a feature map (or pooled features), averaged over ``views``."""
+    from keras import ops
+
+    pooled = ops.mean(features, axis=(1, 2)) if len(features.shape) == 4 else features
+    if views > 1:
+        pooled = ops.mean(ops.stack(ops.split(pooled, views, axis=0)), axis=0)
+    return pooled
+
+
+def nearest_neighbour_layer(params: dict[str, Any], views: int = 1, name: str = OOD_SCOPE):
+    """A Keras layer computing the nearest-neighbour ``score``: one product with the (d, k) basis,
+    a normalisation, one product with the (k, n) bank and the largest similarity."""
+    from keras import layers, ops
+
+    basis = params["basis"].astype(np.float32)
+    bank = params["bank"].T.astype(np.float32)  # (k, n): the large matrix
+
+    class NearestNeighbourScore(layers.Layer):
+        def call(self, features):
+            projected = ops.matmul(pooled_views(features, views), basis)
+            norm = ops.sqrt(ops.sum(projected * projected, axis=-1, keepdims=True))
+            similarity = ops.matmul(projected / ops.maximum(norm, NORM_FLOOR), bank)
+            return 1.0 - ops.max(similarity, axis=-1)
+
+    return NearestNeighbourScore(name=name)
+
+
+def feature_density_layer(params: dict[str, Any], views: int = 1, name: str = OOD_SCOPE):
     """A Keras layer computing ``score`` with float32 constants: matrix products with the (d, k) basis
     (in and back out) and the (k, k) whitening, the distances to the group means and their minimum."""
     from keras import layers, ops
@@ -92,10 +188,7 @@ def feature_density_layer(params: dict[str, Any], views: int = 1):
 
     class FeatureDensityScore(layers.Layer):
         def call(self, features):
-            pooled = ops.mean(features, axis=(1, 2)) if len(features.shape) == 4 else features
-            if views > 1:
-                pooled = ops.mean(ops.stack(ops.split(pooled, views, axis=0)), axis=0)
-            centred = pooled - mean
+            centred = pooled_views(features, views) - mean
             in_basis = ops.matmul(centred, basis)
             whitened = ops.matmul(in_basis, whitening)
             # ||w - a||² = ||w||² - 2 w·a + ||a||², for every group a at once
@@ -107,7 +200,7 @@ def feature_density_layer(params: dict[str, Any], views: int = 1):
             residual = ops.sum(off_basis * off_basis, axis=-1)
             return ops.min(distances, axis=-1) / float(k) + residual / params["residual_scale"]
 
-    return FeatureDensityScore(name=OOD_SCOPE)
+    return FeatureDensityScore(name=name)
 
 
 def out_of_fold_scores(features: np.ndarray, groups: np.ndarray, *, folds: int = 5, seed: int = 0) -> np.ndarray:
@@ -149,7 +242,8 @@ def neighbour_region_medians(scores: np.ndarray, groups: np.ndarray, positions: 
     return np.concatenate(medians) if medians else np.zeros(0)
 
 
-def region_block(val_scores: np.ndarray, val_groups: np.ndarray, val_positions: np.ndarray) -> dict[str, Any] | None:
+def region_block(val_scores: np.ndarray, val_groups: np.ndarray, val_positions: np.ndarray, *,
+                 score: tuple[str, dict[str, Any], str] | None = None, blank_images: bool = False) -> dict[str, Any] | None:
     """model.json's ``ood.region``: per tissue-tile count n = 1..REGION_MAX_TILES, the quantiles of
     ``thresholds`` over validation regions of n neighbouring tiles of one patient, made non-increasing
     in n (a median of more tiles varies less; a few patients set each quantile). None when no patient
@@ -161,7 +255,11 @@ def region_block(val_scores: np.ndarray, val_groups: np.ndarray, val_positions: 
     refuse = np.maximum.accumulate([c["refuse"] for c in chosen][::-1])[::-1]
     atypical = np.maximum.accumulate([c["atypical"] for c in chosen][::-1])[::-1]
     patients = len(np.unique(val_groups))
-    return {"statistic": "median tile score", "refuse_thresholds": [float(v) for v in refuse],
+    # its own score output (histopathology: a density where the per-tile score is a nearest neighbour), else the guard's
+    own = ({"tensor": score[0], "method": method_text(score[1]) + f"; features: {score[2]}"
+                                          + (blank_text(score[1]) if blank_images else ""),
+            "graph_parameters": graph_parameters(score[1])} if score else {})
+    return {"statistic": "median tile score", **own, "refuse_thresholds": [float(v) for v in refuse],
             "atypical_thresholds": [float(v) for v in atypical],
             "threshold_rule": f"per tissue-tile count n = 1..{REGION_MAX_TILES}: validation regions of each patient's n "
                               f"spatially nearest tissue patches around each of them ({len(per_count[0])} regions of "
@@ -170,15 +268,38 @@ def region_block(val_scores: np.ndarray, val_groups: np.ndarray, val_positions: 
                               + "; made non-increasing in n"}
 
 
+NEIGHBOUR_METHOD = ("cosine distance of the features to the nearest training sample's ({n} samples, in the "
+                    "training features' {k} leading directions)")
+
+
+def blank_text(params: dict[str, Any]) -> str:
+    """What ``blank_layer`` does, for model.json's method."""
+    return (f"; an image of one colour (in every channel, pixel standard deviation < {BLANK_PIXEL_STD:g} grey levels) "
+            f"scores {FARTHEST.get(params.get('kind'), float('inf')):g}")
+
+
+def method_text(params: dict[str, Any]) -> str:
+    if params.get("kind") == "nearest_neighbour":
+        return NEIGHBOUR_METHOD.format(n=len(params["bank"]), k=params["components"])
+    return METHOD.format(k=params["components"])
+
+
+def graph_parameters(params: dict[str, Any]) -> int:
+    """The score's constants as the TFLite graph stores them."""
+    if params.get("kind") == "nearest_neighbour":
+        return int(params["basis"].size + params["bank"].size)
+    # the basis twice: TFLite stores it once per layout, into the basis and back out
+    return int(2 * params["basis"].size + params["whitening"].size + params["group_means"].size + params["mean"].size)
+
+
 def contract_block(params: dict[str, Any], val_scores: np.ndarray, *, features: str,
-                   region: dict[str, Any] | None = None) -> dict[str, Any]:
-    """model.json's ``ood``: the tensor, the two thresholds, the method (the runtime reads it)."""
+                   region: dict[str, Any] | None = None, blank_images: bool = False) -> dict[str, Any]:
+    """model.json's ``ood``: the tensor, the two thresholds, the method (the runtime reads it).
+    ``blank_images``: the graph gives a one-colour image the farthest score (``score_layer(images=…)``)."""
     chosen = thresholds(val_scores)
+    blank = blank_text(params) if blank_images else ""
     return {"tensor": "ood_score", "refuse_threshold": chosen["refuse"],
             "atypical_threshold": chosen["atypical"], "threshold_rule": chosen["rule"],
-            "method": METHOD.format(k=params["components"]) + f"; features: {features}",
+            "method": method_text(params) + f"; features: {features}" + blank,
             "groups": params["groups"], "fitted_on": "training split only",
-            # the basis twice: TFLite stores it once per layout, into the basis and back out
-            "graph_parameters": int(2 * params["basis"].size + params["whitening"].size + params["group_means"].size
-                                    + params["mean"].size),
-            **({"region": region} if region else {})}
+            "graph_parameters": graph_parameters(params), **({"region": region} if region else {})}

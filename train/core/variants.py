@@ -30,7 +30,7 @@ def only_output(content: bytes, batch: np.ndarray) -> np.ndarray:
     """The one output of a TFLite model on ``batch`` (one call) besides its out-of-distribution score."""
     from convert.convert import run_tflite
 
-    return next(v for k, v in run_tflite(content, batch.astype(np.float32)).items() if k != "ood_score")
+    return next(v for k, v in run_tflite(content, batch.astype(np.float32)).items() if not k.startswith("ood"))
 
 
 def artifact_entry(converted) -> dict[str, Any]:

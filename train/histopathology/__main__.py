@@ -30,7 +30,7 @@ from train.histopathology.data import LABELS, PATCH, PREPROCESSING, TASK, load_s
 from train.histopathology.evaluate import MIN_SENSITIVITY, evaluate_variant, per_patient, predict_probability
 from train.ood import regions
 from train.ood.evaluate import guard_contract
-from train.histopathology.transfer_candidate import (TRANSFER, train_transfer_candidate, transfer_size,
+from train.histopathology.transfer_candidate import (REGION_SCORE, TRANSFER, train_transfer_candidate, transfer_size,
                                                      transfer_spec)
 
 REGION = {"tile": PATCH, "stride": PATCH, "min_edge_tile": 10,
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"backbone of the {TRANSFER} candidate")
     parser.add_argument("--weights", help="its weights: a file (shipped: the backbone tuned by `make finetune-histopathology`), "
                                            "'default' (ImageNet, ../shared) or 'imagenet' (Keras cache)")
+    parser.add_argument("--ood-method", choices=core.ood.METHODS,
+                        help="the guard's score (shipped: release.yaml; v1.3.0 and v1.4.0: mahalanobis)")
     parser.add_argument("--limit", type=int, help="patches per split (smoke runs)")
     parser.add_argument("--card-only", action="store_true")
     args = core.parse_shipped_args(parser, TASK, argv)
@@ -119,20 +121,23 @@ def main(argv: list[str] | None = None) -> None:
     print(f"done in {time.time() - started:.0f} s", flush=True)
 
 
-def ood_guard(content: bytes, val: tuple[np.ndarray, np.ndarray, np.ndarray], density: dict[str, Any] | None,
+def ood_guard(content: bytes, val: tuple[np.ndarray, np.ndarray, np.ndarray], guards: dict[str, Any] | None,
               layer: str, output: dict[str, Any], seed: int) -> dict[str, Any] | None:
     """model.json's ``ood`` (``guard_contract``; None: a CancerNet candidate won, and it has no score), with
     the region thresholds from each validation patient's neighbouring tissue patches (``val``: patches,
-    patients, positions)."""
-    if density is None:
+    patients, positions) on the region score when the graph has one (``REGION_SCORE``), else on the guard's."""
+    if guards is None:
         return None
     x_val, patients_val, positions_val = val
-    val_scores = core.tflite_outputs(content, x_val)["ood_score"]
+    val_outputs = core.tflite_outputs(content, x_val)
+    features = f"the tuned backbone's pooled {layer} map (a layer before the last stage)"
+    own = (REGION_SCORE, guards[REGION_SCORE], features) if REGION_SCORE in guards else None
+    region_scores = val_outputs[REGION_SCORE if own else "ood_score"]
     kept = regions.tissue(x_val)
-    return guard_contract(TASK, content, density, val_scores,
-                          features=f"the tuned backbone's pooled {layer} map (a layer before the last stage)",
+    return guard_contract(TASK, content, guards["ood_score"], val_outputs["ood_score"], features=features,
                           output=output, preprocessing={"in_runtime": PREPROCESSING.to_metadata()}, seed=seed,
-                          region=core.ood.region_block(val_scores[kept], patients_val[kept], positions_val[kept]))
+                          blank_images=True, region=core.ood.region_block(
+                              region_scores[kept], patients_val[kept], positions_val[kept], score=own, blank_images=True))
 
 
 def train_candidates(args, splits, tuning_record: dict[str, Any], transfer_px: int) -> tuple[dict[str, tuple], dict]:
@@ -142,7 +147,8 @@ def train_candidates(args, splits, tuning_record: dict[str, Any], transfer_px: i
     for name in args.candidates:
         if name == TRANSFER:
             model, history, densities[name] = train_transfer_candidate(
-                splits, backbone=args.backbone, weights=args.weights, tuning=tuning_record, size=transfer_px, seed=args.seed)
+                splits, backbone=args.backbone, weights=args.weights, tuning=tuning_record, size=transfer_px, seed=args.seed,
+                ood_method=args.ood_method)
         else:
             model, history = train_candidate(name, splits, epochs=args.epochs, seed=args.seed)
         p_val = predict_probability(model, splits["val"][0])

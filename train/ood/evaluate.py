@@ -59,7 +59,7 @@ def summary(scores: np.ndarray, ood: dict[str, Any], in_scores: np.ndarray | Non
 def decisions(task: str, metadata: dict[str, Any], rows, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(truth, the model's decision) for manifest ``rows``, at the shipped thresholds."""
     output = metadata["output"]
-    probabilities = outputs[output.get("tensor") or next(k for k in outputs if k != "ood_score")]
+    probabilities = outputs[output.get("tensor") or next(k for k in outputs if not k.startswith("ood"))]
     positive = probabilities[:, output["labels"].index(output["positive_label"])]
     if task == "brain":
         threshold = rows["modality"].map(output["thresholds_by_modality"]).to_numpy()
@@ -107,7 +107,8 @@ def evaluate_image_model(task: str, content: bytes, metadata: dict[str, Any], *,
     result["families"] = {name: summary(values, ood, id_scores) for name, values in scores.items()}
     result["goals"] = goals(result)
     if ood.get("region"):
-        result["region_route"] = evaluate_region_route(task, content, metadata, test, id_images, id_scores, seed)
+        region_scores = id_out[ood["region"].get("tensor") or ood["tensor"]]
+        result["region_route"] = evaluate_region_route(task, content, metadata, test, id_images, region_scores, seed)
     return result
 
 
@@ -115,7 +116,8 @@ def evaluate_region_route(task: str, content: bytes, metadata: dict[str, Any], t
                           id_scores: np.ndarray, seed: int) -> dict[str, Any]:
     """The far families as a user sends them to a tiled route (whole, at their own size: the patch route
     refuses anything over its side), against test regions: each test patient's n spatially nearest
-    tissue patches around each of them, n = 1..the thresholds' largest count."""
+    tissue patches around each of them, n = 1..the thresholds' largest count (``id_scores``: the test
+    images' region scores)."""
     from types import SimpleNamespace
 
     from oncoserve_runtime import ImagePreprocessing
@@ -167,13 +169,13 @@ def goals(result: dict[str, Any]) -> dict[str, Any]:
 
 def guard_contract(task: str, content: bytes, density: dict[str, Any], val_scores: np.ndarray, *, features: str,
                    output: dict[str, Any], preprocessing: dict[str, Any], seed: int,
-                   region: dict[str, Any] | None = None) -> dict[str, Any]:
+                   region: dict[str, Any] | None = None, blank_images: bool = False) -> dict[str, Any]:
     """model.json's ``ood`` from the shipped artifact's validation scores (``core.ood.contract_block``;
     ``region``: its thresholds for tiled images, ``core.ood.region_block``), measured on the test split
     and the families through that artifact (writes ood_evaluation.json)."""
     from train.core.ood import contract_block
 
-    ood = contract_block(density, val_scores, features=features, region=region)
+    ood = contract_block(density, val_scores, features=features, region=region, blank_images=blank_images)
     write_evaluation(task, evaluate_image_model(task, content, {"ood": ood, "output": output,
                                                                 "preprocessing": preprocessing}, seed=seed))
     return ood
