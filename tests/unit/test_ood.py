@@ -116,6 +116,26 @@ def test_a_one_colour_image_gets_the_farthest_score_in_the_graph(method, far):
     assert {"ood_region", "ood_region_blank"} <= {layer.name for layer in model.layers}  # float in int8
 
 
+def test_either_of_is_the_larger_scaled_score_in_numpy_and_in_the_graph():
+    pytest.importorskip("keras")
+    import keras
+
+    features, groups, rng = cohort(d=16)
+    parts = [ood.fit("mahalanobis", features[:300], groups[:300]), ood.fit("nearest_neighbour", features[:300], groups[:300])]
+    params = ood.fit_either_of(parts, features[300:])
+    held_out = features[300:]
+    # each part over its own validation 99% quantile: at most 1% of validation above 1 in either part
+    assert params["scales"] == [pytest.approx(np.quantile(ood.score(part, held_out), 0.99)) for part in parts]
+    probe = np.concatenate([held_out[:5], 3 * held_out[:5], held_out[:5][:, rng.permutation(16)]])
+    expected = np.max([ood.score(part, probe) / scale for part, scale in zip(parts, params["scales"])], axis=0)
+    assert np.allclose(ood.score(params, probe), expected)
+    inputs = keras.Input((16,))
+    model = keras.Model(inputs, ood.score_layer(params, inputs))
+    assert np.allclose(np.asarray(model(probe.astype(np.float32))), expected, rtol=1e-4, atol=1e-5)
+    assert "larger of 2 scores" in ood.method_text(params)
+    assert ood.graph_parameters(params) == sum(ood.graph_parameters(part) for part in parts)
+
+
 def test_fit_names_its_method_and_refuses_an_unknown_one():
     features, groups, _ = cohort(d=16)
     assert ood.fit("mahalanobis", features, groups)["kind"] == "mahalanobis"

@@ -90,6 +90,16 @@ def fit_nearest_neighbour(features: np.ndarray, groups: np.ndarray, *,
             "groups": [str(g) for g in np.unique(groups)], "components": k}
 
 
+def fit_either_of(parts: list[dict[str, Any]], val_features: np.ndarray) -> dict[str, Any]:
+    """Several scores as one: the largest of them, each divided by its own 99% quantile on the validation
+    ``val_features`` (so each is in units of what would refuse it alone; the thresholds are then set on the
+    combined score like any other). For scores that see different things: the density sees a profile on
+    another scale, the cosine to the nearest training profile sees its values in the wrong genes."""
+    scales = [float(np.quantile(score(part, val_features), 0.99)) for part in parts]
+    return {"kind": "either_of", "parts": parts, "scales": scales, "groups": parts[0]["groups"],
+            "components": max(part["components"] for part in parts)}
+
+
 def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), NORM_FLOOR)
 
@@ -99,6 +109,8 @@ NORM_FLOOR = 1e-6  # an all-zero feature vector (a black image's dead channels) 
 
 def score(params: dict[str, Any], features: np.ndarray) -> np.ndarray:
     """The score of pooled ``features`` (n, d), in NumPy (what the graph computes)."""
+    if params.get("kind") == "either_of":
+        return np.max([score(part, features) / scale for part, scale in zip(params["parts"], params["scales"])], axis=0)
     if params.get("kind") == "nearest_neighbour":
         similarity = unit_rows(features.astype(np.float64) @ params["basis"]) @ params["bank"].T
         return 1.0 - similarity.max(axis=1)
@@ -119,11 +131,27 @@ def score_layer(params: dict[str, Any], features, *, views: int = 1, images=None
     from keras import layers
 
     scope = name.removesuffix("_score")
-    make = nearest_neighbour_layer if params.get("kind") == "nearest_neighbour" else feature_density_layer
-    score = make(params, views, scope)(features)
+    score = score_tensor(params, features, views, scope)
     if images is not None:
         score = blank_layer(FARTHEST.get(params.get("kind"), float("inf")), f"{scope}_blank")(images, score)
     return layers.Identity(name=name)(score)
+
+
+def score_tensor(params: dict[str, Any], features, views: int, scope: str):
+    """The score of ``params`` (any kind) on ``features``, in layers named ``scope``…"""
+    from keras import layers, ops
+
+    if params.get("kind") == "either_of":
+        parts = [score_tensor(part, features, views, f"{scope}_{index}") for index, part in enumerate(params["parts"])]
+        scales = params["scales"]
+
+        class LargestScaledScore(layers.Layer):
+            def call(self, *scores):
+                return ops.max(ops.stack([value / scale for value, scale in zip(scores, scales)]), axis=0)
+
+        return LargestScaledScore(name=scope)(*parts)
+    make = nearest_neighbour_layer if params.get("kind") == "nearest_neighbour" else feature_density_layer
+    return make(params, views, scope)(features)
 
 
 BLANK_PIXEL_STD = 2.0  # grey levels; histopathology's least varied patch has 2.7 (training), 9.5 (validation, test)
@@ -279,6 +307,10 @@ def blank_text(params: dict[str, Any]) -> str:
 
 
 def method_text(params: dict[str, Any]) -> str:
+    if params.get("kind") == "either_of":
+        parts = "; ".join(f"({index + 1}) {method_text(part)}, over {scale:.4g}"
+                          for index, (part, scale) in enumerate(zip(params["parts"], params["scales"])))
+        return f"the larger of {len(params['parts'])} scores, each over its validation 99% quantile: {parts}"
     if params.get("kind") == "nearest_neighbour":
         return NEIGHBOUR_METHOD.format(n=len(params["bank"]), k=params["components"])
     return METHOD.format(k=params["components"])
@@ -286,6 +318,8 @@ def method_text(params: dict[str, Any]) -> str:
 
 def graph_parameters(params: dict[str, Any]) -> int:
     """The score's constants as the TFLite graph stores them."""
+    if params.get("kind") == "either_of":
+        return sum(graph_parameters(part) for part in params["parts"])
     if params.get("kind") == "nearest_neighbour":
         return int(params["basis"].size + params["bank"].size)
     # the basis twice: TFLite stores it once per layout, into the basis and back out

@@ -28,7 +28,8 @@ import numpy as np
 from train import core, imaging
 from train.ood.evaluate import guard_contract
 from train.skin.candidates import (ENSEMBLE_RULE, SYMMETRIC_VIEWS_TEXT, candidate_table, choose_candidate,
-                                   fine_tuning_record, guard_features, screen_input_sizes, train_candidates, with_views)
+                                   fine_tuning_record, guard_features, print_candidates, screen_input_sizes,
+                                   train_candidates, with_views)
 from train.skin.card import write_card, write_plots
 from train.skin.data import LABELS, SOURCES, TASK, load_data
 from train.skin.evaluate import evaluate_variant, operating_points, test_metrics
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
 
     # ## Candidates, chosen on the mean per-source validation AUC; then 1 view or 8
     results = train_candidates(args, data)
+    if args.screen_candidates:
+        return print_candidates(results, time.time() - started)
     choice = choose_candidate(results)
     chosen = results[choice]
     print(f"chosen on validation: {choice}, l2 {chosen['l2']}", flush=True)
@@ -154,6 +157,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argpars
     parser.add_argument("--screen-input-sizes", type=int, nargs="+", metavar="SIZE",
                         help="only rate the frozen backbone (colour constancy, one view) at these input sizes on "
                              "validation (measurements.yaml keeps the result); ships nothing")
+    parser.add_argument("--screen-candidates", action="store_true",
+                        help="only train the candidates (frozen, last stage tuned: e.g. of another --backbone) and print "
+                             "their validation AUCs, one view (measurements.yaml keeps the result); ships nothing")
     parser.add_argument("--card-only", action="store_true")
     parser.add_argument("--record-experiment", nargs=3, metavar=("NAME", "RUN_MODEL_JSON", "RUN_COMMAND"),
                         help="add a run that is not shipped (its merged model.json + training.json, kept aside) to "

@@ -100,6 +100,15 @@ def screen_input_sizes(args: argparse.Namespace) -> None:
               f"{ {k: round(v, 4) for k, v in rated['per_source'].items()} }", flush=True)
 
 
+def print_candidates(results: dict[str, dict[str, Any]], seconds: float) -> None:
+    """``--screen-candidates``: every candidate's validation figures (one view), as measurements.yaml keeps them."""
+    for key, row in candidate_table(results).items():
+        print(f"{key}: validation mean AUC {row['val_auc_mean']:.4f}, per source "
+              f"{ {k[len('val_auc_'):]: round(v, 4) for k, v in row.items() if k.startswith('val_auc_') and k != 'val_auc_mean'} }",
+              flush=True)
+    print(f"screened in {seconds / 60:.0f} min", flush=True)
+
+
 def chosen_views(views: dict[str, float]) -> str:
     """"8" when averaging over the 8 symmetric views beats the image as given on validation, else "1"."""
     return "8" if views["8"] > views["1"] else "1"

@@ -145,7 +145,7 @@ Conversion ({metadata['conversion']['rule']}):
 
 {imaging.fine_tuning_text(fine_tuning, backbone_tuned=end_to_end)}{imaging.backbone_tuning_text(metadata['training'].get('backbone_tuning'), metadata['training']['weights'])}{second_backbone_text(metadata['training'])}
 
-{imaging.tuning_runs_table(TASK, core.measurements(TASK)["tuning_runs"], "mean per-source validation AUC", "val mean AUC")}{experiments_text(metadata['training'].get('experiments'))}
+{imaging.tuning_runs_table(TASK, core.measurements(TASK)["tuning_runs"], "mean per-source validation AUC", "val mean AUC")}{experiments_text(metadata['training'].get('experiments'))}{backbone_screen_text(metadata)}
 """
     core.write_model_card(TASK, metadata, overview=overview, evaluation=evaluation)
 
@@ -186,6 +186,37 @@ than v1.4.0 on every slice** (paired bootstrap of the test images, v1.5.0 − v1
 Every interval holds zero, and validation's gain is as small: neither split can tell the two apart.
 It ships because validation decides and test only reports; choosing v1.4.0 back on these
 figures would make test the judge. `python -m train.skin --input-size 224` rebuilds v1.4.0.
+"""
+
+
+def backbone_screen_text(metadata: dict[str, Any]) -> str:
+    """Other ImageNet backbones rated like the shipped one's candidates (measurements.yaml's backbone_screen)."""
+    measured = core.measurements(TASK)
+    screen = measured.get("backbone_screen")
+    if not screen:
+        return ""
+    rows = "\n".join(f"| {r['backbone']} | {r['px']} | {r['candidate']} | {r['ham']} | {r['isic']} | {r['mean']} | "
+                     f"{r['minutes']} |" for r in screen["runs"])  # as printed
+    epoch = screen["whole_backbone_epoch"]
+    views = metadata["training"]["views"]["val_auc_mean"]["8"]
+    return f"""
+
+### Other ImageNet backbones
+EfficientNet-Lite0 and Lite2 (ImageNet weights in `../shared/weights`, ported to Keras 3 in
+`train/imaging/efficientnet_lite.py`) against MobileNetV2 from the same ImageNet start, each as this
+command's candidates are built (frozen with and without colour constancy, then the better one's last
+stage tuned), one view, validation AUC (`{screen['command']}`; 2 CPU cores; minutes for the whole command):
+
+| backbone | px | candidate | HAM10000 | ISIC 2017 | mean | minutes |
+|---|---|---|---|---|---|---|
+{rows}
+
+{screen['reading']} The shipped model reaches {views:.4f} (its backbone tuned end to end, 8 views); another
+backbone ships only if its full pipeline's validation mean AUC with 8 views beats that by ≥ 0.005 (the
+input-size rule's margin), after tuning end to end like it (`python -m train.finetune run
+skin --backbone efficientnet_lite0`: {epoch['seconds_training']} s of training per epoch on the CPU,
+{epoch['seconds_with_validation']} s with validation, validation {epoch['val_after_1']} after the first of 40 epochs;
+`--max-epochs-now` / `--resume` split the run across calls).
 """
 
 
