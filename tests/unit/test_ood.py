@@ -292,6 +292,9 @@ def test_region_medians_are_one_patients_nearest_tiles():
     # THEN one region around each tile of patients 0 and 1, never mixing them, patient 2 left out
     assert len(medians) == 20 and set(medians[10:]) == {100.0}
     assert medians[0] == 1.0 and medians[5] == 5.0 and medians[9] == 8.0  # ends: the two inward neighbours
+    # AND the same regions give any other statistic (the evaluation's "every tile refused": their smallest score)
+    smallest = ood.neighbour_region_medians(scores, patients, positions, 3, statistic=np.min)
+    assert smallest[0] == 0.0 and smallest[5] == 4.0 and smallest[9] == 7.0 and set(smallest[10:]) == {100.0}
 
 
 def test_region_thresholds_refuse_at_most_one_percent_of_validation_regions_per_tile_count():

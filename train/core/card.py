@@ -159,7 +159,8 @@ def region_route_text(region: dict[str, Any], figures: dict[str, Any]) -> str:
              f"with 422 `out_of_distribution` above a threshold for that many tiles ({refuse[0]:.4g} for one tile down "
              f"to {refuse[-1]:.4g} for {len(refuse)} or more) and flagged `atypical` above {atypical[0]:.4g} … "
              f"{atypical[-1]:.4g} ({region['threshold_rule']}); the answer carries that `ood` block. "
-             f"Test regions (n = {ind['n']}, {ind['slice']}): {ind['refused']:.1%} refused (at most "
+             f"Test regions (n = {ind['n']}, {ind['slice']}): {ind['refused']:.1%} refused, by their median or because "
+             f"every tile of them is (at most "
              f"{max(ind['refused_by_tile_count']):.1%} for any one tile count), {ind['flagged']:.1%} flagged. A region "
              "of real tissue that is mostly fold, ink or blur is refused as a whole, where only its odd tiles were before." + own,
              "", "| family, sent whole | n | no tissue tile | AUROC vs test regions | refused | refused or atypical | median |",

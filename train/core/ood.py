@@ -33,7 +33,7 @@ COMPONENTS = 512  # development look on the brain model (card): 64 directions le
 OOD_SCOPE = "ood"  # the layer name: its operations stay float in an int8 model
 RANK_TOLERANCE = 1e-6  # singular values below this share of the largest are directions the features do not span
 SHRINKAGE = 0.05  # covariance shrunk towards its mean variance: a stable inverse from few images
-NEIGHBOUR_COMPONENTS = 128  # validation screen (histopathology card): 128 leading directions lose nothing the score uses
+NEIGHBOUR_COMPONENTS = 128  # histopathology's screen: skin refused 88.7% in 128 directions, 90.0% in all 384, at a third of the bank
 METHODS = ("mahalanobis", "nearest_neighbour")
 METHOD = ("Mahalanobis distance of the features to the nearest training group mean "
           "(shared shrunk covariance, {k} principal directions, per direction) + squared residual "
@@ -108,7 +108,8 @@ NORM_FLOOR = 1e-6  # an all-zero feature vector (a black image's dead channels) 
 
 
 def score(params: dict[str, Any], features: np.ndarray) -> np.ndarray:
-    """The score of pooled ``features`` (n, d), in NumPy (what the graph computes)."""
+    """The score of pooled ``features`` (n, d), in NumPy (what the graph computes from features; a graph
+    that also sees the pixels gives a one-colour image ``FARTHEST`` instead, ``blank_layer``)."""
     if params.get("kind") == "either_of":
         return np.max([score(part, features) / scale for part, scale in zip(params["parts"], params["scales"])], axis=0)
     if params.get("kind") == "nearest_neighbour":
@@ -131,10 +132,10 @@ def score_layer(params: dict[str, Any], features, *, views: int = 1, images=None
     from keras import layers
 
     scope = name.removesuffix("_score")
-    score = score_tensor(params, features, views, scope)
+    value = score_tensor(params, features, views, scope)
     if images is not None:
-        score = blank_layer(FARTHEST.get(params.get("kind"), float("inf")), f"{scope}_blank")(images, score)
-    return layers.Identity(name=name)(score)
+        value = blank_layer(FARTHEST.get(params.get("kind"), float("inf")), f"{scope}_blank")(images, value)
+    return layers.Identity(name=name)(value)
 
 
 def score_tensor(params: dict[str, Any], features, views: int, scope: str):
@@ -254,11 +255,12 @@ def thresholds(val_scores: np.ndarray, *, refuse_quantile: float = 0.99, atypica
 REGION_MAX_TILES = 16  # thresholds for 1..16 tissue tiles; a larger image uses the last pair
 
 
-def neighbour_region_medians(scores: np.ndarray, groups: np.ndarray, positions: np.ndarray, tiles: int) -> np.ndarray:
-    """For every tile of every group (patient) with at least ``tiles`` tiles, the median score of the
-    ``tiles`` tiles of that group nearest to it (``positions``: (n, 2), itself included): what a tiled
-    image of that much of one patient's tissue scores as a whole."""
-    medians = []
+def neighbour_region_medians(scores: np.ndarray, groups: np.ndarray, positions: np.ndarray, tiles: int,
+                             statistic=np.median) -> np.ndarray:
+    """For every tile of every group (patient) with at least ``tiles`` tiles, the median (``statistic``)
+    score of the ``tiles`` tiles of that group nearest to it (``positions``: (n, 2), itself included): what a
+    tiled image of that much of one patient's tissue scores as a whole."""
+    values = []
     for group in np.unique(groups):
         members = np.flatnonzero(groups == group)
         if len(members) < tiles:
@@ -266,12 +268,12 @@ def neighbour_region_medians(scores: np.ndarray, groups: np.ndarray, positions: 
         where = positions[members].astype(np.float64)
         distances = ((where[:, None, :] - where[None, :, :]) ** 2).sum(axis=-1)
         nearest = np.argsort(distances, axis=1, kind="stable")[:, :tiles]
-        medians.append(np.median(scores[members][nearest], axis=1))
-    return np.concatenate(medians) if medians else np.zeros(0)
+        values.append(statistic(scores[members][nearest], axis=1))
+    return np.concatenate(values) if values else np.zeros(0)
 
 
 def region_block(val_scores: np.ndarray, val_groups: np.ndarray, val_positions: np.ndarray, *,
-                 score: tuple[str, dict[str, Any], str] | None = None, blank_images: bool = False) -> dict[str, Any] | None:
+                 own_score: tuple[str, dict[str, Any], str] | None = None, blank_images: bool = False) -> dict[str, Any] | None:
     """model.json's ``ood.region``: per tissue-tile count n = 1..REGION_MAX_TILES, the quantiles of
     ``thresholds`` over validation regions of n neighbouring tiles of one patient, made non-increasing
     in n (a median of more tiles varies less; a few patients set each quantile). None when no patient
@@ -284,9 +286,9 @@ def region_block(val_scores: np.ndarray, val_groups: np.ndarray, val_positions: 
     atypical = np.maximum.accumulate([c["atypical"] for c in chosen][::-1])[::-1]
     patients = len(np.unique(val_groups))
     # its own score output (histopathology: a density where the per-tile score is a nearest neighbour), else the guard's
-    own = ({"tensor": score[0], "method": method_text(score[1]) + f"; features: {score[2]}"
-                                          + (blank_text(score[1]) if blank_images else ""),
-            "graph_parameters": graph_parameters(score[1])} if score else {})
+    own = ({"tensor": own_score[0], "method": method_text(own_score[1]) + f"; features: {own_score[2]}"
+                                              + (blank_text(own_score[1]) if blank_images else ""),
+            "graph_parameters": graph_parameters(own_score[1])} if own_score else {})
     return {"statistic": "median tile score", **own, "refuse_thresholds": [float(v) for v in refuse],
             "atypical_thresholds": [float(v) for v in atypical],
             "threshold_rule": f"per tissue-tile count n = 1..{REGION_MAX_TILES}: validation regions of each patient's n "

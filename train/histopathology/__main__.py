@@ -125,7 +125,8 @@ def ood_guard(content: bytes, val: tuple[np.ndarray, np.ndarray, np.ndarray], gu
               layer: str, output: dict[str, Any], seed: int) -> dict[str, Any] | None:
     """model.json's ``ood`` (``guard_contract``; None: a CancerNet candidate won, and it has no score), with
     the region thresholds from each validation patient's neighbouring tissue patches (``val``: patches,
-    patients, positions) on the region score when the graph has one (``REGION_SCORE``), else on the guard's."""
+    patients, positions) on the region score when the graph has one (``REGION_SCORE``), else on the guard's.
+    The graph with a region score (a nearest-neighbour tile score) also scores one-colour images farthest."""
     if guards is None:
         return None
     x_val, patients_val, positions_val = val
@@ -136,8 +137,8 @@ def ood_guard(content: bytes, val: tuple[np.ndarray, np.ndarray, np.ndarray], gu
     kept = regions.tissue(x_val)
     return guard_contract(TASK, content, guards["ood_score"], val_outputs["ood_score"], features=features,
                           output=output, preprocessing={"in_runtime": PREPROCESSING.to_metadata()}, seed=seed,
-                          blank_images=True, region=core.ood.region_block(
-                              region_scores[kept], patients_val[kept], positions_val[kept], score=own, blank_images=True))
+                          blank_images=REGION_SCORE in guards, region=core.ood.region_block(
+                              region_scores[kept], patients_val[kept], positions_val[kept], own_score=own, blank_images=own is not None))
 
 
 def train_candidates(args, splits, tuning_record: dict[str, Any], transfer_px: int) -> tuple[dict[str, tuple], dict]:

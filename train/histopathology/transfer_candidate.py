@@ -23,7 +23,8 @@ def train_transfer_candidate(splits, *, backbone: str, weights: str, tuning: dic
     upscaled in-graph to ``size``, the side it was tuned at, so the served model still takes 50x50 patches), then a
     linear softmax head fitted on its pooled features, L2 chosen on validation AUC, and the
     out-of-distribution score (``core.ood``, ``ood_method``) of the pooled map of the backbone's ``ood_layer``
-    (``imaging.BACKBONES``; the last map when it names none; a one-colour patch scores farthest); outputs ``probabilities``,
+    (``imaging.BACKBONES``; the last map when it names none; with a nearest-neighbour score a one-colour patch scores
+    farthest); outputs ``probabilities``,
     ``ood_score`` and, unless that is the density, the density as ``ood_region_score``. Returns the model, the
     tuning run's per-epoch curves (from ``tuning``, that run's record) and each score's constants by output."""
     import keras
@@ -44,10 +45,13 @@ def train_transfer_candidate(splits, *, backbone: str, weights: str, tuning: dic
     guards = {"ood_score": core.ood.fit(ood_method, ood_train, classes)}
     if ood_method != "mahalanobis":  # a whole image is judged by the density, which keeps photos apart (card)
         guards[REGION_SCORE] = core.ood.fit_feature_density(ood_train, classes)
+    # A one-colour square can lie next to a dark training patch: with a nearest-neighbour score it scores farthest
+    # (the Mahalanobis-only build is v1.4.0's graph, without the rule).
     inputs = keras.Input((PATCH, PATCH, 3), name="patch")
+    pixels = inputs if REGION_SCORE in guards else None
     feature_map, tap_map = imaging.guard_maps(extractor, inputs, ood_layer)
     outputs = {"probabilities": head["dense"](layers.GlobalAveragePooling2D()(feature_map)),
-               **{name: core.ood.score_layer(params, tap_map, images=inputs, name=name) for name, params in guards.items()}}
+               **{name: core.ood.score_layer(params, tap_map, images=pixels, name=name) for name, params in guards.items()}}
     model = keras.Model(inputs, outputs, name=TRANSFER)
     history = {"loss": tuning.get("train_loss", []), "val_idc_auc": tuning.get("val_score", [])}
     print(f"[{TRANSFER}] linear head l2={head['l2']:g}", flush=True)

@@ -108,16 +108,17 @@ def evaluate_image_model(task: str, content: bytes, metadata: dict[str, Any], *,
     result["goals"] = goals(result)
     if ood.get("region"):
         region_scores = id_out[ood["region"].get("tensor") or ood["tensor"]]
-        result["region_route"] = evaluate_region_route(task, content, metadata, test, id_images, region_scores, seed)
+        result["region_route"] = evaluate_region_route(task, content, metadata, test, id_images, region_scores,
+                                                       id_scores, seed)
     return result
 
 
 def evaluate_region_route(task: str, content: bytes, metadata: dict[str, Any], test, id_images: list,
-                          id_scores: np.ndarray, seed: int) -> dict[str, Any]:
+                          id_scores: np.ndarray, tile_scores: np.ndarray, seed: int) -> dict[str, Any]:
     """The far families as a user sends them to a tiled route (whole, at their own size: the patch route
     refuses anything over its side), against test regions: each test patient's n spatially nearest
     tissue patches around each of them, n = 1..the thresholds' largest count (``id_scores``: the test
-    images' region scores)."""
+    images' region scores; ``tile_scores``: their own, for the route's other rule: every tile refused)."""
     from types import SimpleNamespace
 
     from oncoserve_runtime import ImagePreprocessing
@@ -134,9 +135,10 @@ def evaluate_region_route(task: str, content: bytes, metadata: dict[str, Any], t
     refused, flagged, total, refused_by_count = 0, 0, 0, []
     for n in range(1, len(region.refuse_thresholds) + 1):
         medians = neighbour_region_medians(id_scores[kept], patients, positions, n)
-        out = medians > region.refuse_thresholds[n - 1]
+        closest_tile = neighbour_region_medians(tile_scores[kept], patients, positions, n, statistic=np.min)
+        out = (medians > region.refuse_thresholds[n - 1]) | (closest_tile > ood["refuse_threshold"])
         refused, total = refused + int(out.sum()), total + len(medians)
-        flagged += int((medians > region.atypical_thresholds[n - 1]).sum())
+        flagged += int((out | (medians > region.atypical_thresholds[n - 1])).sum())
         refused_by_count.append(float(out.mean()))
     largest = medians  # the regions of the largest count, the families' reference
     sent = {f"other_tasks:{other}": [families.decoded(p) for p in families.test_paths(other, OTHER_PER_TASK, seed)]
