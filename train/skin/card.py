@@ -215,7 +215,8 @@ stage tuned), one view, validation AUC (`{screen['command']}`; 2 CPU cores; minu
 backbone ships only if its full pipeline's validation mean AUC with 8 views beats that by ≥ 0.005 (the
 input-size rule's margin), after tuning end to end like it (`python -m train.finetune run
 skin --backbone efficientnet_lite0`: {epoch['seconds_training']} s of training per epoch on the CPU,
-{epoch['seconds_with_validation']} s with validation, validation {epoch['val_after_1']} after the first of 40 epochs;
+{epoch['seconds_with_validation']} s with validation, so ≈ {40 * epoch['seconds_with_validation'] / 3600:.1f} h for 40 epochs;
+validation {epoch['val_after_1']} after the first;
 `--max-epochs-now` / `--resume` split the run across calls).
 """
 
