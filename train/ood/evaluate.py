@@ -107,7 +107,9 @@ def evaluate_image_model(task: str, content: bytes, metadata: dict[str, Any], *,
     result["families"] = {name: summary(values, ood, id_scores) for name, values in scores.items()}
     result["goals"] = goals(result)
     if ood.get("region"):
-        region_scores = id_out[ood["region"].get("tensor") or ood["tensor"]]
+        from train.ood.regions import region_tensor
+
+        region_scores = id_out[region_tensor(ood)]
         result["region_route"] = evaluate_region_route(task, content, metadata, test, id_images, region_scores,
                                                        id_scores, seed)
     return result
